@@ -1,0 +1,1 @@
+"""Training: MNIST data, Keras highway layers, the model zoo and the trainer CLI."""

@@ -1,0 +1,159 @@
+"""MNIST from the four standard IDX files, validated; Keras' downloader as a fallback.
+
+Images stay ``uint8 [N, 28, 28]`` and labels ``uint8 [N]`` all the way into the
+model: scaling to [0, 1] happens inside the model, so an exported model takes raw
+pixels. This module holds no training logic.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_ENV = "HIGHWAY_DATA_DIR"
+IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+ROWS = COLS = 28
+NUM_CLASSES = 10
+
+# Each split's two files; the second spelling is the one some mirrors use.
+_STEMS = {
+    ("train", "images"): ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    ("train", "labels"): ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    ("test", "images"): ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    ("test", "labels"): ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+class MnistDataError(Exception):
+    """A missing, truncated or corrupt MNIST file; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """The MNIST training and test sets as raw uint8 pixels and labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def split_validation(self, size: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Hold out the last ``size`` training images for model selection.
+
+        Returns ``((x_fit, y_fit), (x_val, y_val))``. The test set is never used
+        for selection.
+        """
+        if not 0 < size < len(self.x_train):
+            raise ValueError(
+                f"Expected 0 < validation size < {len(self.x_train)}. Received: size={size}"
+            )
+        cut = len(self.x_train) - size
+        return (self.x_train[:cut], self.y_train[:cut]), (self.x_train[cut:], self.y_train[cut:])
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise MnistDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+
+
+def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
+    """Read one IDX file (raw or gzip) and check its header against its size.
+
+    Args:
+        path: the file.
+        magic: ``IMAGE_MAGIC`` or ``LABEL_MAGIC``.
+
+    Returns:
+        ``uint8 [N, 28, 28]`` for images, ``uint8 [N]`` for labels.
+
+    Raises:
+        MnistDataError: with a one-line message naming the file.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise MnistDataError(f"{path}: truncated header ({len(data)} bytes)")
+    (found,) = struct.unpack(">I", data[:4])
+    if found != magic:
+        raise MnistDataError(f"{path}: bad magic number 0x{found:08x}, expected 0x{magic:08x}")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    if ndim == 3 and dims[1:] != (ROWS, COLS):
+        raise MnistDataError(f"{path}: images are {dims[1]}x{dims[2]}, expected {ROWS}x{COLS}")
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "has trailing bytes"
+        raise MnistDataError(
+            f"{path}: {kind}: {len(data)} bytes, header {dims} needs {expected}"
+        )
+    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    if ndim == 1 and array.size and array.max() >= NUM_CLASSES:
+        raise MnistDataError(f"{path}: label {int(array.max())} outside 0..{NUM_CLASSES - 1}")
+    return array.copy()  # writable, independent of the file buffer
+
+
+def _find(directory: Path, split: str, kind: str) -> Path:
+    for stem in _STEMS[(split, kind)]:
+        for name in (stem + ".gz", stem):
+            if (directory / name).is_file():
+                return directory / name
+    raise MnistDataError(
+        f"{directory}: no {split} {kind} file (expected {_STEMS[(split, kind)][0]}[.gz])"
+    )
+
+
+def load_split(directory: str | os.PathLike[str], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load one split (``"train"`` or ``"test"``) from a directory of IDX files."""
+    directory = Path(directory)
+    images_path = _find(directory, split, "images")
+    labels_path = _find(directory, split, "labels")
+    images = read_idx(images_path, IMAGE_MAGIC)
+    labels = read_idx(labels_path, LABEL_MAGIC)
+    if len(images) != len(labels):
+        raise MnistDataError(
+            f"{images_path}: {len(images)} images but {labels_path.name} has {len(labels)} labels"
+        )
+    return images, labels
+
+
+def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
+    """Load MNIST from ``data_dir``, else ``$HIGHWAY_DATA_DIR``, else Keras' downloader.
+
+    Raises:
+        MnistDataError: a missing directory, a bad file, or a failed download.
+    """
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if data_dir is not None:
+        directory = Path(data_dir)
+        if not directory.is_dir():
+            raise MnistDataError(f"{directory}: MNIST data directory does not exist")
+        x_train, y_train = load_split(directory, "train")
+        x_test, y_test = load_split(directory, "test")
+        return Mnist(x_train, y_train, x_test, y_test, source=str(directory))
+    try:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as e:  # network, proxy, or a corrupt cache: one line, not a traceback
+        raise MnistDataError(
+            f"cannot download MNIST ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r});"
+            f" pass --data-dir or set {DATA_DIR_ENV} to a folder with the IDX files"
+        ) from None
+    return Mnist(
+        x_train.astype(np.uint8), y_train.astype(np.uint8),
+        x_test.astype(np.uint8), y_test.astype(np.uint8), source="keras.datasets.mnist",
+    )

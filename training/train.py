@@ -1,0 +1,199 @@
+"""Fit, select on a validation split, evaluate once on the test set, write the run.
+
+A run folder holds ``model.keras`` (the best epoch by validation accuracy),
+``history.csv``, ``curves.png`` and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training import models, plots
+from training.data import Mnist, load_mnist
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "exponential", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; the CLI builds one of these."""
+
+    model: str = "conv32"  # zoo name: seed, conv16, conv32, fc
+    out: str = "runs/model"  # run folder to write
+    data_dir: str | None = None  # IDX folder; None: $HIGHWAY_DATA_DIR, then Keras' downloader
+    depth: int = 10  # fc only: number of layers
+    plain: bool = False  # fc only: plain layers instead of highway layers
+    epochs: int = 10  # passes over the fitting split
+    batch_size: int = 128  # images per step
+    optimizer: str = "adam"  # adam, or sgd with momentum (the paper's)
+    lr: float | None = None  # initial learning rate; None: 1e-3 for adam, 0.05 for sgd
+    momentum: float = 0.9  # sgd momentum
+    schedule: str = "constant"  # learning-rate schedule: constant, exponential, cosine
+    lr_decay: float = 0.95  # exponential schedule: factor per epoch
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW-style)
+    augment: int = 0  # random shifts of up to this many pixels (0: none)
+    val_size: int = 5000  # last training images held out for model selection
+    seed: int = 0  # seeds Python, NumPy and TF; runs are deterministic given it
+    jit: bool = False  # XLA-compile the train step (measured slower on CPU here: 815 vs 1024 img/s)
+    verbose: int | None = None  # Keras verbosity; None: bar on a terminal, a line per epoch else
+    command: str = field(default_factory=lambda: " ".join(sys.argv))  # recorded as given
+
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if self.optimizer == "adam" else 0.05
+
+    def validate(self) -> None:
+        if self.model not in models.MODEL_NAMES:
+            raise ValueError(
+                f"unknown model {self.model!r}; choose one of {', '.join(models.MODEL_NAMES)}"
+            )
+        if self.model == "fc" and self.depth < 2:
+            raise ValueError(f"--depth must be at least 2, got {self.depth}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose adam or sgd")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size", "val_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.augment < 0 or self.augment > 8:
+            raise ValueError(f"--augment must be between 0 and 8 pixels, got {self.augment}")
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool,
+                 augment: int = 0, seed: int = 0) -> tf.data.Dataset:
+    """A tf.data pipeline over uint8 images; shifts are stateless-random, so reproducible."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        pad = augment
+
+        def shift(image, label, key):
+            padded = tf.pad(image, [[pad, pad], [pad, pad]])
+            return tf.image.stateless_random_crop(padded, tf.shape(image), seed=key), label
+
+        keys = tf.data.Dataset.random(seed=seed).batch(2)  # a fresh (2,) key per image
+        ds = tf.data.Dataset.zip((ds, keys)).map(
+            lambda xy, key: shift(xy[0], xy[1], key), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate()
+    if cfg.schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(lr, steps_per_epoch, cfg.lr_decay)
+    elif cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, cfg.epochs * steps_per_epoch, alpha=0.01)
+    wd = cfg.weight_decay or None
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, weight_decay=wd)
+    return keras.optimizers.Adam(lr, weight_decay=wd)
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Adds wall time and learning rate to each epoch's row of the history."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self._start
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__}
+
+
+def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
+    """Train one model as ``cfg`` says; returns what is written to ``metrics.json``."""
+    cfg.validate()
+    keras.utils.set_random_seed(cfg.seed)
+    tf.config.experimental.enable_op_determinism()
+    data = data if data is not None else load_mnist(cfg.data_dir)
+    (x_fit, y_fit), (x_val, y_val) = data.split_validation(cfg.val_size)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    model = models.build(cfg.model, depth=cfg.depth, plain=cfg.plain)
+    steps = -(-len(x_fit) // cfg.batch_size)
+    model.compile(optimizer=make_optimizer(cfg, steps), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=cfg.jit)
+    fit_ds = make_dataset(x_fit, y_fit, cfg.batch_size, shuffle=True, augment=cfg.augment,
+                          seed=cfg.seed)
+    val_ds = make_dataset(x_val, y_val, 1000, shuffle=False)
+    print(f"{model.name}: {model.count_params():,} parameters; fitting on {len(x_fit):,} "
+          f"images, selecting on {len(x_val):,} ({data.source})", flush=True)
+    verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    start = time.perf_counter()
+    history = model.fit(
+        fit_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=verbose, shuffle=False,
+        callbacks=[
+            _EpochLog(),
+            keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy",
+                                            save_best_only=True, mode="max"),
+        ],
+    )
+    train_seconds = time.perf_counter() - start
+    rows = _history_rows(history.history)
+    _write_csv(out / "history.csv", rows)
+    plots.training_curves(rows, out / "curves.png", title=f"{model.name} ({cfg.command})")
+
+    best = keras.models.load_model(out / "model.keras")
+    x_test = data.x_test
+    test_loss, test_accuracy = best.evaluate(x_test, data.y_test,
+                                             batch_size=1000, verbose=0)
+    best_row = max(rows, key=lambda r: r["val_accuracy"])
+    fit_seconds = sum(r["seconds"] for r in rows)
+    metrics = {
+        "model": model.name,
+        "params": int(model.count_params()),
+        "highway_layers": [layer.name for layer in models.highway_layers(model)],
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "test_images": int(len(x_test)),
+        "best_epoch": int(best_row["epoch"]),
+        "best_val_accuracy": float(best_row["val_accuracy"]),
+        "epochs": cfg.epochs,
+        "train_seconds": round(train_seconds, 2),
+        "train_images_per_second": round(cfg.epochs * len(x_fit) / fit_seconds, 1),
+        "data": data.source,
+        "config": {k: v for k, v in asdict(cfg).items() if k != "command"},
+        "command": cfg.command,
+        "versions": versions(),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"test accuracy {test_accuracy:.4%} (loss {test_loss:.4f}) from epoch "
+          f"{metrics['best_epoch']}; {train_seconds:.0f} s; wrote {out}/", flush=True)
+    return metrics
+
+
+def _history_rows(history: dict[str, list[float]]) -> list[dict[str, float]]:
+    keys = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+    n = len(history["loss"])
+    return [{"epoch": i + 1, **{k: float(history[k][i]) for k in keys if k in history}}
+            for i in range(n)]
+
+
+def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
