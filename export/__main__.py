@@ -1,0 +1,49 @@
+"""``highway-export`` / ``python -m export``: .keras → verified ONNX in a model repository."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from export.errors import ExportError
+from export.repository import DEFAULT_NAME
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="highway-export",
+        description="Convert a trained highway model to ONNX (one HighwayGate function node "
+        "per highway layer), verify it against Keras and write REPO/NAME/VERSION/model.onnx.",
+    )
+    p.add_argument("--model", required=True, help="model.keras written by highway-train")
+    p.add_argument("--repository", required=True, help="model repository folder")
+    p.add_argument("--name", default=DEFAULT_NAME, help=f"model name (default {DEFAULT_NAME})")
+    p.add_argument("--version", type=int, default=None,
+                   help="version number (default: the next free one)")
+    p.add_argument("--data-dir", default=None,
+                   help="MNIST IDX folder for verification (default: $HIGHWAY_DATA_DIR, then "
+                   "tests/fixtures/mnist, then Keras' downloader)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from export.convert import quiet_tensorflow
+
+    quiet_tensorflow()  # before TensorFlow is first imported
+    from export.exporter import export_model
+
+    try:
+        export_model(args.model, args.repository, name=args.name, version=args.version,
+                     data_dir=args.data_dir, log=lambda line: print(line, flush=True))
+    except ExportError as e:
+        print(f"highway-export: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("highway-export: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

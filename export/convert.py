@@ -1,0 +1,106 @@
+"""Load a trained ``.keras`` model, check its interface, convert it to ONNX with tf2onnx.
+
+The converted graph has the contract's interface: input ``images`` uint8
+[-1, 28, 28]; outputs ``probabilities`` float32 [-1, 10] and ``gate_activity``
+float32 [-1, L]. The gate pass (``export.gates``) runs afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from pathlib import Path
+
+import onnx
+
+from export.errors import ExportError
+
+OPSET = 17  # pinned: the oldest opset the contract allows, run by every ORT we ship
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("probabilities", "gate_activity")
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter and tf2onnx's INFO lines away from users."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+
+
+def load_keras(path: str | os.PathLike[str]):
+    """Load a trained zoo model, or raise ``ExportError`` saying why it cannot be used."""
+    quiet_tensorflow()
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"model file not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise ExportError(f"model file not readable: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ExportError(f"not a Keras model file (expected a .keras archive): {path}")
+    import keras
+
+    import training.layers  # noqa: F401  (registers the highway layers for deserialisation)
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for a bad archive; all mean the same here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"not a loadable Keras model: {path} ({first})") from None
+    check_interface(model, path)
+    return model
+
+
+def check_interface(model, path: Path | str) -> None:
+    """Refuse models whose input or output differs from the contract (before converting)."""
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        raise ExportError(f"{path}: expected one input, found {len(inputs)}")
+    shape = tuple(inputs[0].shape)
+    dtype = str(inputs[0].dtype)
+    if shape[1:] != IMAGE_SHAPE or dtype != "uint8":
+        raise ExportError(
+            f"{path}: unexpected input {dtype} {list(shape)}; expected uint8 [N, 28, 28] "
+            "raw pixels (train it with highway-train)"
+        )
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1 or tuple(outputs[0].shape)[1:] != (NUM_CLASSES,):
+        got = [list(o.shape) for o in outputs]
+        raise ExportError(f"{path}: expected one output [N, {NUM_CLASSES}], found {got}")
+
+
+def gate_model(model):
+    """The two-output Keras model (``probabilities``, ``gate_activity``) sharing ``model``'s
+    weights; ``ExportError`` for models the zoo's gate tracing cannot handle."""
+    from training.models import with_gate_activity
+
+    try:
+        return with_gate_activity(model)
+    except ValueError as e:
+        raise ExportError(f"cannot export {model.name!r}: {e}") from None
+
+
+def to_onnx(model, opset: int = OPSET) -> onnx.ModelProto:
+    """Convert the Keras model (with its gate outputs) to ONNX with a dynamic batch."""
+    quiet_tensorflow()
+    import tensorflow as tf
+    import tf2onnx
+
+    gates = gate_model(model)
+    spec = (tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name=INPUT_NAME),)
+
+    # A tf.function returning a dict: tf2onnx names the graph outputs after its keys.
+    @tf.function(input_signature=spec)
+    def serve(images):
+        out = gates(images, training=False)
+        return {name: out[name] for name in OUTPUT_NAMES}
+
+    try:
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    except Exception as e:  # tf2onnx reports unsupported graphs with assorted exception types
+        raise ExportError(f"tf2onnx could not convert {model.name!r}: {e}") from None
+    names = sorted(o.name for o in proto.graph.output)
+    if names != sorted(OUTPUT_NAMES) or [i.name for i in proto.graph.input] != [INPUT_NAME]:
+        raise ExportError(f"converted graph has unexpected inputs/outputs: {names}")
+    return proto

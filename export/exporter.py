@@ -1,0 +1,92 @@
+"""``export_model``: .keras → verified ONNX version in a Triton-layout model repository."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import onnx
+
+from export import convert, repository
+from export.errors import ExportError
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of everything that shaped the exported graph (recorded in metadata)."""
+    import keras
+    import numpy
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": numpy.__version__}
+
+
+def export_model(
+    keras_path: str | os.PathLike[str],
+    repository_dir: str | os.PathLike[str],
+    name: str = repository.DEFAULT_NAME,
+    version: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    log=print,
+) -> Path:
+    """Convert ``keras_path``, fuse its gates, verify it and add it to the repository.
+
+    Args:
+        keras_path: a ``model.keras`` written by ``highway-train``.
+        repository_dir: the model repository (created if missing).
+        name: the model's folder name.
+        version: the version folder; None picks the next free integer.
+        data_dir: MNIST IDX folder for verification (see ``export.verify.resolve_data``).
+        log: where progress lines go (``print`` by default; tests pass a no-op).
+
+    Returns:
+        The path of the written ``model.onnx``.
+
+    Raises:
+        ExportError: with a one-line reason (bad input, unwritable folder, failed check).
+    """
+    keras_path, repo = Path(keras_path), Path(repository_dir)
+    repository.check_name(name)
+    start = time.perf_counter()
+    model = convert.load_keras(keras_path)
+    from training.models import highway_layers
+
+    layers = [layer.name for layer in highway_layers(model)]
+    if not layers:
+        raise ExportError(f"{keras_path}: the model has no highway layers to export")
+    staging, version, final = repository.stage(repo, name, version)
+    try:
+        log(f"converting {model.name} ({len(layers)} highway layers) with tf2onnx, "
+            f"opset {convert.OPSET}")
+        proto = convert.to_onnx(model)
+        from export import gates
+
+        fused = gates.fuse_highway_gates(proto, layers)
+        log(f"fused {fused} highway gates into {gates.DOMAIN}.{gates.FUNCTION} function nodes")
+        repository.set_metadata(proto, repository.metadata(
+            keras_path, layers, convert.OPSET, library_versions()))
+        onnx_path = staging / "model.onnx"
+        try:
+            onnx.save(proto, onnx_path)
+        except OSError as e:
+            raise ExportError(f"cannot write {onnx_path}: {e.strerror}") from None
+        from export import verify
+
+        log("verifying against the Keras model")
+        report = verify.verify(onnx_path, keras_path, data_dir=data_dir, keras_model=model)
+        log(verify.summary(report))
+        repository.copy_run_files(keras_path, staging)
+        repository.write_model_files(repo / name, name, layers)
+        repository.commit(staging, final)
+    except BaseException:
+        repository.discard(staging)
+        raise
+    log(f"wrote {final / 'model.onnx'} in {time.perf_counter() - start:.1f} s")
+    return final / "model.onnx"

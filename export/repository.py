@@ -1,0 +1,165 @@
+"""The Triton-layout model repository: ``REPO/<name>/<version>/model.onnx``.
+
+A version is written into a hidden staging folder and renamed into place only
+after it verified, so a server scanning the repository never sees half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from export.errors import ExportError
+
+DEFAULT_NAME = "highway_mnist"
+MAX_BATCH_SIZE = 64  # Triton's max_batch_size; the server's batcher caps batches at this
+QUEUE_DELAY_US = 500  # dynamic_batching max_queue_delay_microseconds
+LABELS = [str(d) for d in range(10)]
+INPUT_SCALING = "uint8 pixels 0..255, divided by 255 inside the model"
+RUN_FILES = ("metrics.json", "curves.png")  # copied from the training run when present
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_name(name: str) -> str:
+    """A model name usable as one folder name (Triton's rule of thumb), or ``ExportError``."""
+    if not _NAME.fullmatch(name):
+        raise ExportError(f"invalid model name {name!r}: use letters, digits, '_', '.', '-'")
+    return name
+
+
+def versions(model_dir: Path) -> list[int]:
+    """The integer version folders already in ``model_dir``, ascending."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def stage(repository: Path, name: str, version: int | None) -> tuple[Path, int, Path]:
+    """Create ``REPO/<name>/`` and a staging folder; returns (staging, version, final dir)."""
+    check_name(name)
+    model_dir = repository / name
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        existing = versions(model_dir)
+        if version is None:
+            version = (existing[-1] + 1) if existing else 1
+        elif version < 1:
+            raise ExportError(f"version must be a positive integer, got {version}")
+        final = model_dir / str(version)
+        if final.exists():
+            raise ExportError(f"{final} already exists; choose another --version or remove it")
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir))
+    except OSError as e:
+        raise ExportError(f"cannot write model repository {repository}: {_reason(e)}") from None
+    return staging, version, final
+
+
+def commit(staging: Path, final: Path) -> None:
+    """Move a verified staging folder to its version folder (one rename)."""
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; servers may run as another user
+        os.rename(staging, final)
+    except OSError as e:
+        raise ExportError(f"cannot move the model into {final}: {_reason(e)}") from None
+
+
+def discard(staging: Path) -> None:
+    """Remove a staging folder after a failure; nothing half-written stays behind."""
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def config_text(name: str, highway_layers: Sequence[str]) -> str:
+    """``config.pbtxt`` in protobuf text format; field names as Triton's model_config.proto."""
+    layers = ",".join(highway_layers)
+    return (
+        f'name: "{name}"\n'
+        'platform: "onnxruntime_onnx"\n'
+        f"max_batch_size: {MAX_BATCH_SIZE}\n"
+        'input [ { name: "images" data_type: TYPE_UINT8 dims: [ 28, 28 ] } ]\n'
+        "output [\n"
+        '  { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] '
+        'label_filename: "labels.txt" },\n'
+        f'  {{ name: "gate_activity" data_type: TYPE_FP32 dims: [ {len(highway_layers)} ] }}\n'
+        "]\n"
+        f"dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US} }}\n"
+        f'parameters {{ key: "highway_layers" value: {{ string_value: "{layers}" }} }}\n'
+    )
+
+
+def write_model_files(model_dir: Path, name: str, highway_layers: Sequence[str]) -> None:
+    """Write (replace) ``config.pbtxt`` and ``labels.txt`` beside the version folders."""
+    try:
+        _write_atomic(model_dir / "config.pbtxt", config_text(name, highway_layers))
+        _write_atomic(model_dir / "labels.txt", "\n".join(LABELS) + "\n")
+    except OSError as e:
+        raise ExportError(f"cannot write model config in {model_dir}: {_reason(e)}") from None
+
+
+def copy_run_files(keras_path: Path, version_dir: Path) -> list[str]:
+    """Copy the training run's metrics.json and curves.png next to the model, if present."""
+    copied = []
+    for file in RUN_FILES:
+        source = keras_path.parent / file
+        if source.is_file():
+            shutil.copyfile(source, version_dir / file)
+            copied.append(file)
+    return copied
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_metrics(keras_path: Path) -> dict:
+    """The training run's metrics.json beside the .keras file, or {} when there is none."""
+    try:
+        return json.loads((keras_path.parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace the model's ``metadata_props`` with ``props`` (all strings)."""
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def metadata(keras_path: Path, highway_layers: Sequence[str], opset: int,
+             versions_: dict[str, str]) -> dict[str, str]:
+    """The contract's ``metadata_props``: provenance of the model, as strings."""
+    metrics = run_metrics(keras_path)
+    accuracy = metrics.get("test_accuracy")
+    return {
+        "highway_layers": json.dumps(list(highway_layers)),
+        "source_sha256": sha256(keras_path),
+        "test_accuracy": "" if accuracy is None else str(float(accuracy)),
+        "training_command": str(metrics.get("command", "")),
+        "versions": json.dumps(versions_, sort_keys=True),
+        "opset": str(opset),
+        "input_scaling": INPUT_SCALING,
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
