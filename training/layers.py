@@ -85,6 +85,12 @@ class _HighwayBase(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def compute_output_spec(self, inputs, return_gate: bool = False):
+        spec = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if not return_gate:
+            return spec
+        return spec, keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
@@ -124,17 +130,15 @@ class Highway(_HighwayBase):
     def build(self, input_shape):
         units = input_shape[-1]
         if units is None:
-            raise ValueError(f"Expected a known last dimension. Received: input_shape={input_shape}")
+            raise ValueError(
+                f"Expected a known last dimension. Received: input_shape={input_shape}"
+            )
         self._add_weights((units, units), units)
 
     def call(self, inputs, return_gate: bool = False):
         h_logits = ops.matmul(inputs, self.kernel) + self.bias
         t_logits = ops.matmul(inputs, self.gate_kernel) + self.gate_bias
         return self._combine(inputs, h_logits, t_logits, return_gate)
-
-    def compute_output_spec(self, inputs, return_gate: bool = False):
-        spec = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        return (spec, keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)) if return_gate else spec
 
 
 @keras.saving.register_keras_serializable(package="highway")
@@ -161,12 +165,16 @@ class HighwayConv2D(_HighwayBase):
 
     def __init__(self, kernel_size: int | tuple[int, int] = 3, **kwargs):
         super().__init__(**kwargs)
-        size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-        if len(size) != 2 or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in size):
+        size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        if (
+            not isinstance(size, tuple | list)
+            or len(size) != 2
+            or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in size)
+        ):
             raise ValueError(
                 f"Expected a positive int or a pair of them. Received: kernel_size={kernel_size!r}"
             )
-        self.kernel_size = size
+        self.kernel_size = tuple(size)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
@@ -181,10 +189,6 @@ class HighwayConv2D(_HighwayBase):
         h_logits = ops.conv(inputs, self.kernel, strides=1, padding="same") + self.bias
         t_logits = ops.conv(inputs, self.gate_kernel, strides=1, padding="same") + self.gate_bias
         return self._combine(inputs, h_logits, t_logits, return_gate)
-
-    def compute_output_spec(self, inputs, return_gate: bool = False):
-        spec = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
-        return (spec, keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)) if return_gate else spec
 
     def get_config(self) -> dict:
         config = super().get_config()

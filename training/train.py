@@ -1,7 +1,8 @@
 """Fit, select on a validation split, evaluate once on the test set, write the run.
 
 A run folder holds ``model.keras`` (the best epoch by validation accuracy),
-``history.csv``, ``curves.png`` and ``metrics.json``.
+``history.csv``, ``curves.png``, ``metrics.json`` and ``train.log`` (the command
+and a line per epoch, handy to follow a run in the background).
 """
 
 from __future__ import annotations
@@ -105,16 +106,23 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.O
 
 
 class _EpochLog(keras.callbacks.Callback):
-    """Adds wall time and learning rate to each epoch's row of the history."""
+    """Adds wall time and learning rate to each epoch's row; appends a line to train.log."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["seconds"] = time.perf_counter() - self._start
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
+        logs = logs if logs is not None else {}
+        logs["seconds"] = time.perf_counter() - self._start
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+        fields = " ".join(f"{k}={v:.5g}" for k, v in logs.items())
+        with self.path.open("a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {epoch + 1} {fields}\n")
 
 
 def versions() -> dict[str, str]:
@@ -132,6 +140,8 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    log_path = out / "train.log"
+    log_path.write_text(f"{cfg.command}\n")
     model = models.build(cfg.model, depth=cfg.depth, plain=cfg.plain)
     steps = -(-len(x_fit) // cfg.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps), loss="sparse_categorical_crossentropy",
@@ -146,7 +156,7 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
     history = model.fit(
         fit_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=verbose, shuffle=False,
         callbacks=[
-            _EpochLog(),
+            _EpochLog(log_path),
             keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy",
                                             save_best_only=True, mode="max"),
         ],
@@ -180,6 +190,10 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
         "versions": versions(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    summary = (f"test accuracy {test_accuracy:.4%} (loss {test_loss:.4f}) from epoch "
+               f"{metrics['best_epoch']}; {train_seconds:.0f} s")
+    with log_path.open("a") as f:
+        f.write(summary + "\n")
     print(f"test accuracy {test_accuracy:.4%} (loss {test_loss:.4f}) from epoch "
           f"{metrics['best_epoch']}; {train_seconds:.0f} s; wrote {out}/", flush=True)
     return metrics
