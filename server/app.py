@@ -1,0 +1,179 @@
+"""Composition: ports, models, batchers, health, reflection, metrics, graceful drain.
+
+Start order: bind the gRPC port (health NOT_SERVING), load and warm every model,
+then SERVING. Shutdown: NOT_SERVING and UNAVAILABLE for new calls at once,
+finish the calls already in handlers (up to the grace period), then stop the
+gRPC server; stopping first would cancel calls queued but not yet in a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from protos.highway.v1 import classifier_pb2, classifier_pb2_grpc
+from protos.inference import grpc_service_pb2, grpc_service_pb2_grpc
+from server import metrics as metrics_module
+from server import repository as repository_module
+from server.batching import Batcher, BatchSettings
+from server.errors import StartupError
+from server.servicers import Calls, ClassifierServicer, InferenceServicer, Limits, Served
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+SERVICES = (
+    classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name,
+    grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+)
+
+
+class App:
+    """One server: build, :meth:`bind`, :meth:`load`, then :meth:`stop`."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+        self.settings = settings
+        self.metrics = metrics_module.create(registry or CollectorRegistry())
+        self.calls = Calls(self.metrics)
+        self.served = Served(Limits(settings.max_request_images, settings.max_batch_size,
+                                    settings.max_queue_delay_us), self.metrics)
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self.metrics_port: int | None = None
+        self._httpd = None
+
+    async def bind(self) -> None:
+        """Starts gRPC (health NOT_SERVING) and the metrics endpoint."""
+        s = self.settings
+        self.server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a busy port must fail, not be shared
+        ])
+        classifier_pb2_grpc.add_ClassifierServicer_to_server(
+            ClassifierServicer(self.served, self.calls), self.server)
+        grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            InferenceServicer(self.served, self.calls), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), self.server)
+        for service in ("", *SERVICES):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        try:
+            self.port = self.server.add_insecure_port(f"{s.host}:{s.grpc_port}")
+        except RuntimeError:
+            raise StartupError(f"cannot listen on {s.host}:{s.grpc_port} (port in use?)") from None
+        await self.server.start()
+        if s.metrics_port >= 0:
+            try:
+                self._httpd, self.metrics_port = metrics_module.serve(
+                    self.metrics, s.host, s.metrics_port)
+            except OSError as e:
+                await self.server.stop(None)
+                raise StartupError(f"cannot serve metrics on {s.host}:{s.metrics_port}: "
+                                   f"{e.strerror}") from None
+
+    async def load(self) -> None:
+        """Loads and warms every model off the event loop, then reports SERVING."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        repo = await loop.run_in_executor(None, repository_module.load, s.model_repository,
+                                          s.device, s.intra_op_threads)
+        batch = BatchSettings(s.max_batch_size, s.max_queue_delay_us, s.max_queue)
+        for model in repo.all():
+            await loop.run_in_executor(None, model.runtime.warm_up, s.max_batch_size)
+            self.served.batchers[(model.name, model.version)] = Batcher(
+                model.runtime.run, batch, self.metrics, name=f"{model.name}-{model.version}")
+            self.metrics.model_info.labels(model=model.name, version=str(model.version),
+                                           provider=model.runtime.provider).set(1)
+            log.info("model %s version %d ready on %s", model.name, model.version,
+                     model.runtime.provider)
+        self.served.repository = repo
+        self.calls.ready = True
+        for service in ("", *SERVICES):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving gRPC on %s:%d, metrics on %s", s.host, self.port,
+                 f"port {self.metrics_port}" if self.metrics_port is not None else "no port")
+
+    async def stop(self) -> None:
+        """Graceful: refuse new calls, finish accepted ones (grace period), stop."""
+        self.calls.draining = True
+        self.calls.ready = False
+        await self.health.enter_graceful_shutdown()
+        pending = self.calls.active
+        if pending:
+            log.info("shutting down: finishing %d request(s) in progress", pending)
+        try:
+            await asyncio.wait_for(self.calls.idle.wait(), self.settings.grace_period_s)
+        except TimeoutError:
+            log.warning("grace period over with %d request(s) unfinished", self.calls.active)
+        if self.server is not None:
+            await self.server.stop(0.5)
+        for batcher in self.served.batchers.values():
+            batcher.close(timeout=5)
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        log.info("stopped")
+
+
+class BackgroundServer:
+    """Runs an :class:`App` on its own event loop thread (tests, benchmarks, embedding)."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
+                 load: bool = True):
+        self.app = App(settings, registry)
+        self._load = load
+        self._bound = threading.Event()
+        self._error: BaseException | None = None
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name="grpc-server", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._done = asyncio.Event()
+        try:
+            self.loop.run_until_complete(self.app.bind())
+            self._bound.set()
+            if self._load:
+                self.loop.run_until_complete(self.app.load())
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            self._error = e
+            self._bound.set()
+            return
+        self.loop.run_until_complete(self._done.wait())
+        self.loop.run_until_complete(self.app.stop())
+
+    def start(self, timeout: float = 120) -> BackgroundServer:
+        """Binds (and loads, unless told not to); raises what the server raised."""
+        self._thread.start()
+        self._bound.wait(timeout)
+        if self._load:
+            self.call(self._wait_ready(), timeout)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    async def _wait_ready(self) -> None:
+        while not self.app.calls.ready and self._error is None:
+            await asyncio.sleep(0.01)
+
+    def call(self, coroutine, timeout: float = 120):
+        """Runs a coroutine on the server's loop and returns its result."""
+        if self._error is not None:
+            coroutine.close()
+            raise self._error
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self, timeout: float = 60) -> None:
+        """Graceful stop, as on SIGTERM."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._done.set)
+            self._thread.join(timeout)

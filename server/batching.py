@@ -1,0 +1,194 @@
+"""Dynamic batching: concurrent requests share one model run; each fails alone.
+
+Requests (asyncio side) put their images on a bounded queue and await futures;
+one worker thread takes what is queued, runs the model once, and resolves each
+request's future with its slice of the outputs. The model never knows.
+
+Adaptive waiting: a request that finds nobody else queued runs at once (no
+queue delay at concurrency 1); only when several requests are already in the
+batch does the worker wait, up to ``max_queue_delay_us`` after the oldest
+arrived, for more to join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.errors import Overloaded, Unavailable
+from server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Model = Callable[[np.ndarray], dict[str, np.ndarray]]
+Outputs = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How requests are merged into model runs."""
+
+    max_batch_size: int = 64
+    """Most images per model run."""
+    max_queue_delay_us: int = 500
+    """Longest wait after the oldest queued request for more to join (when several wait)."""
+    max_queue: int = 1024
+    """Most queued (not yet running) request parts; past it: Overloaded."""
+
+
+class _Item:
+    __slots__ = ("images", "future", "loop", "enqueued")
+
+    def __init__(self, images: np.ndarray, future: asyncio.Future, loop: asyncio.AbstractEventLoop):
+        self.images = images
+        self.future = future
+        self.loop = loop
+        self.enqueued = time.perf_counter()
+
+
+def _resolve(pairs: list[tuple[asyncio.Future, Outputs | None, BaseException | None]]) -> None:
+    """Runs on the event loop: hands each request its result or its own error."""
+    for future, result, error in pairs:
+        if future.done():  # cancelled by the client meanwhile
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class Batcher:
+    """Merges concurrent ``infer`` calls into runs of ``model`` on one worker thread."""
+
+    def __init__(self, model: Model, settings: BatchSettings, metrics: Metrics | None = None,
+                 name: str = "batcher"):
+        self._model = model
+        self._settings = settings
+        self._metrics = metrics
+        self._queue: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    async def infer(self, images: np.ndarray) -> Outputs:
+        """Classifies ``images`` [N, ...] (N ≥ 1), split into runs of at most max_batch_size."""
+        step = self._settings.max_batch_size
+        loop = asyncio.get_running_loop()
+        items = [_Item(images[i:i + step], loop.create_future(), loop)
+                 for i in range(0, len(images), step)]
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the server is shutting down")
+            if len(self._queue) >= self._settings.max_queue:
+                raise Overloaded(f"the request queue is full ({self._settings.max_queue} waiting);"
+                                 " retry later")
+            self._queue.extend(items)
+            self._cond.notify()
+        if len(items) == 1:
+            return await items[0].future
+        parts = await asyncio.gather(*(item.future for item in items))
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def queued(self) -> int:
+        """Request parts waiting for the model now."""
+        return len(self._queue)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuses new work, finishes what is queued, stops the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[_Item] | None:
+        """Blocks for the next batch; None once closed and drained."""
+        limit = self._settings.max_batch_size
+        delay = self._settings.max_queue_delay_us / 1e6
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            batch: list[_Item] = []
+            total = 0
+            while True:
+                while self._queue and total + len(self._queue[0].images) <= limit:
+                    item = self._queue.popleft()
+                    if item.future.cancelled():  # the client gave up: drop its work
+                        continue
+                    batch.append(item)
+                    total += len(item.images)
+                full = total >= limit or (self._queue and total > 0)
+                # Wait for company only when there is evidence of concurrency.
+                if full or len(batch) < 2 or delay <= 0 or self._closed:
+                    break
+                remaining = batch[0].enqueued + delay - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return batch
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            started = time.perf_counter()
+            if self._metrics is not None:
+                for item in batch:
+                    self._metrics.queue_duration.observe(started - item.enqueued)
+            try:
+                pairs = self._run(batch)
+            except BaseException as e:  # noqa: BLE001 - each request fails on its own
+                if len(batch) == 1:
+                    pairs = [(batch[0].future, None, e)]
+                else:
+                    # Isolate the culprit: run the batch's requests one by one.
+                    pairs = [p for item in batch for p in self._run_alone(item)]
+            self._deliver(batch, pairs)
+
+    def _run_alone(self, item: _Item) -> list[tuple[asyncio.Future, Outputs | None,
+                                                    BaseException | None]]:
+        try:
+            return self._run([item])
+        except BaseException as e:  # noqa: BLE001
+            return [(item.future, None, e)]
+
+    def _run(self, batch: list[_Item]) -> list[tuple[asyncio.Future, Outputs | None, None]]:
+        images = (batch[0].images if len(batch) == 1
+                  else np.concatenate([item.images for item in batch]))
+        t0 = time.perf_counter()
+        outputs = self._model(images)
+        if self._metrics is not None:
+            self._metrics.inference_duration.observe(time.perf_counter() - t0)
+            self._metrics.batch_size.observe(len(images))
+        pairs: list[tuple[asyncio.Future, Outputs | None, None]] = []
+        offset = 0
+        for item in batch:
+            n = len(item.images)
+            pairs.append((item.future, {k: v[offset:offset + n] for k, v in outputs.items()},
+                          None))
+            offset += n
+        return pairs
+
+    @staticmethod
+    def _deliver(batch: list[_Item], pairs: list) -> None:
+        """One wake-up per event loop for the whole batch."""
+        loops: dict[asyncio.AbstractEventLoop, list] = {}
+        for item, pair in zip(batch, pairs, strict=True):
+            loops.setdefault(item.loop, []).append(pair)
+        for loop, group in loops.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, group)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                log.debug("dropping results for a closed event loop")

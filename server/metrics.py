@@ -1,0 +1,72 @@
+"""Every Prometheus metric of the server, on a registry passed in.
+
+Latency histograms are in seconds with buckets from 100 µs to 10 s; batch
+sizes get power-of-two buckets. Tests build a fresh ``CollectorRegistry`` each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The server's metrics; build with :func:`create`."""
+
+    registry: CollectorRegistry
+    request_duration: Histogram
+    requests: Counter
+    queue_duration: Histogram
+    inference_duration: Histogram
+    batch_size: Histogram
+    images: Counter
+    inflight: Gauge
+    model_info: Gauge
+
+    def observe_request(self, method: str, code: str, seconds: float) -> None:
+        """One finished RPC: its duration and its count, by method and status code."""
+        self.request_duration.labels(method=method, code=code).observe(seconds)
+        self.requests.labels(method=method, code=code).inc()
+
+
+def create(registry: CollectorRegistry) -> Metrics:
+    """Registers every metric on ``registry``."""
+    return Metrics(
+        registry=registry,
+        request_duration=Histogram(
+            "highway_request_duration_seconds", "Whole RPC as seen by the server.",
+            ("method", "code"), buckets=LATENCY_BUCKETS, registry=registry),
+        requests=Counter(
+            "highway_requests", "RPCs answered, by method and status code.",
+            ("method", "code"), registry=registry),
+        queue_duration=Histogram(
+            "highway_queue_duration_seconds", "Time a request waited in the batcher.",
+            buckets=LATENCY_BUCKETS, registry=registry),
+        inference_duration=Histogram(
+            "highway_inference_duration_seconds", "One ONNX Runtime run.",
+            buckets=LATENCY_BUCKETS, registry=registry),
+        batch_size=Histogram(
+            "highway_batch_size", "Images per ONNX Runtime run.",
+            buckets=BATCH_BUCKETS, registry=registry),
+        images=Counter(
+            "highway_images", "Images classified in successful requests.", registry=registry),
+        inflight=Gauge(
+            "highway_inflight_requests", "RPCs being handled now.", registry=registry),
+        model_info=Gauge(
+            "highway_model_info", "Loaded models (value 1) and their active execution provider.",
+            ("model", "version", "provider"), registry=registry),
+    )
+
+
+def serve(metrics: Metrics, host: str, port: int) -> tuple[object, int]:
+    """Starts the /metrics HTTP server in a daemon thread; returns (server, bound port)."""
+    httpd, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return httpd, int(httpd.server_port)

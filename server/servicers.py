@@ -1,0 +1,227 @@
+"""Thin RPC handlers for highway.v1 and KServe V2: decode, call, encode.
+
+Every handler runs inside :meth:`Calls.run`, the one place that counts and
+times RPCs, refuses new calls once shutdown has begun, and turns a
+:class:`ServingError` into ``context.abort`` with its status code. Unknown
+exceptions are logged with their traceback and answered INTERNAL, generically.
+No ONNX Runtime here: models are reached through the repository and batchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from protos.highway.v1 import classifier_pb2 as hw
+from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
+from protos.inference import grpc_service_pb2 as kserve
+from protos.inference import grpc_service_pb2_grpc as kserve_grpc
+from protos.inference import model_config_pb2 as mc
+from server import codecs
+from server.batching import Batcher
+from server.errors import ServingError, Unavailable
+from server.metrics import Metrics
+
+if TYPE_CHECKING:
+    from server.repository import ModelVersion, Repository
+
+log = logging.getLogger(__name__)
+SERVER_NAME = "highway-mnist"
+PLATFORM = "onnxruntime_onnx"
+
+
+@dataclass
+class Limits:
+    """Request limits the handlers enforce and report."""
+
+    max_request_images: int
+    max_batch_size: int
+    max_queue_delay_us: int
+
+
+class Calls:
+    """Counts, times and guards every RPC; tracks the ones in progress for draining."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+        self.ready = False
+        self.draining = False
+        self.active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def run(self, method: str, context: grpc.aio.ServicerContext,
+                  handler: Callable[[], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        code, message = "OK", ""
+        self.active += 1
+        self.idle.clear()
+        self.metrics.inflight.inc()
+        try:
+            if self.draining:
+                raise Unavailable("the server is shutting down")
+            return await handler()
+        except ServingError as e:
+            code, message = e.code, e.message
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception:
+            log.exception("%s failed", method)
+            code, message = "INTERNAL", "internal error; the server log has the details"
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self.idle.set()
+            self.metrics.inflight.dec()
+            self.metrics.observe_request(method, code, time.perf_counter() - start)
+        await context.abort(grpc.StatusCode[code], message)
+
+
+class Served:
+    """What the handlers serve: the repository and one batcher per model version.
+
+    Empty until the models are loaded and warm (requests get UNAVAILABLE).
+    """
+
+    def __init__(self, limits: Limits, metrics: Metrics):
+        self.repository: Repository | None = None
+        self.batchers: dict[tuple[str, int], Batcher] = {}
+        self.limits = limits
+        self.metrics = metrics
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        """The model version asked for (NOT_FOUND if unknown, UNAVAILABLE while loading)."""
+        if self.repository is None:
+            raise Unavailable("the model is still loading")
+        return self.repository.get(name, version)
+
+    def versions(self, name: str) -> list[int]:
+        """Every loaded version of a (loaded) model, ascending."""
+        assert self.repository is not None
+        return sorted(self.repository.models[name])
+
+    async def classify(self, model: ModelVersion, images) -> dict:
+        outputs = await self.batchers[(model.name, model.version)].infer(images)
+        self.metrics.images.inc(len(images))
+        return outputs
+
+
+class ClassifierServicer(hw_grpc.ClassifierServicer):
+    """highway.v1.Classifier."""
+
+    def __init__(self, served: Served, calls: Calls):
+        self._s = served
+        self._calls = calls
+
+    async def Predict(self, request: hw.PredictRequest, context):  # noqa: N802 - gRPC names
+        async def handle() -> hw.PredictResponse:
+            model = self._s.get(request.model_name,
+                                           codecs.check_version(request.model_version))
+            images = codecs.decode_predict(request, self._s.limits.max_request_images)
+            outputs = await self._s.classify(model, images)
+            return codecs.encode_predict(model.name, model.version, outputs,
+                                         request.return_gate_activity)
+        return await self._calls.run("Predict", context, handle)
+
+    async def GetModelInfo(self, request: hw.GetModelInfoRequest, context):  # noqa: N802
+        async def handle() -> hw.GetModelInfoResponse:
+            model = self._s.get(request.model_name,
+                                           codecs.check_version(request.model_version))
+            runtime = model.runtime
+            return hw.GetModelInfoResponse(
+                name=model.name, version=model.version,
+                versions=self._s.versions(model.name),
+                inputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
+                        for t in runtime.inputs],
+                outputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
+                         for t in runtime.outputs],
+                highway_layers=model.highway_layers, execution_provider=runtime.provider,
+                max_batch_size=self._s.limits.max_batch_size,
+                max_request_images=self._s.limits.max_request_images,
+                metadata=runtime.metadata)
+        return await self._calls.run("GetModelInfo", context, handle)
+
+
+class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
+    """inference.GRPCInferenceService (KServe V2) plus Triton's ModelConfig."""
+
+    def __init__(self, served: Served, calls: Calls):
+        self._s = served
+        self._calls = calls
+
+    def _model(self, name: str, version: str) -> ModelVersion:
+        return self._s.get(name, codecs.parse_version(version))
+
+    async def ServerLive(self, request, context):  # noqa: N802
+        async def handle():
+            return kserve.ServerLiveResponse(live=True)
+        return await self._calls.run("ServerLive", context, handle)
+
+    async def ServerReady(self, request, context):  # noqa: N802
+        async def handle():
+            return kserve.ServerReadyResponse(ready=self._calls.ready)
+        return await self._calls.run("ServerReady", context, handle)
+
+    async def ModelReady(self, request, context):  # noqa: N802
+        async def handle():
+            try:
+                self._model(request.name, request.version)
+            except ServingError:
+                return kserve.ModelReadyResponse(ready=False)
+            return kserve.ModelReadyResponse(ready=self._calls.ready)
+        return await self._calls.run("ModelReady", context, handle)
+
+    async def ServerMetadata(self, request, context):  # noqa: N802
+        async def handle():
+            try:
+                version = metadata.version(SERVER_NAME)
+            except metadata.PackageNotFoundError:
+                version = "unknown"
+            return kserve.ServerMetadataResponse(name=SERVER_NAME, version=version,
+                                                 extensions=["model_configuration"])
+        return await self._calls.run("ServerMetadata", context, handle)
+
+    async def ModelMetadata(self, request, context):  # noqa: N802
+        async def handle():
+            model = self._model(request.name, request.version)
+            tensor = kserve.ModelMetadataResponse.TensorMetadata
+            return kserve.ModelMetadataResponse(
+                name=model.name, platform=PLATFORM,
+                versions=[str(v) for v in self._s.versions(model.name)],
+                inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                        for t in model.runtime.inputs],
+                outputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                         for t in model.runtime.outputs])
+        return await self._calls.run("ModelMetadata", context, handle)
+
+    async def ModelConfig(self, request, context):  # noqa: N802
+        async def handle():
+            model = self._model(request.name, request.version)
+            config = mc.ModelConfig()
+            config.CopyFrom(model.config)
+            # Clients read max_batch_size as "most images per request".
+            config.max_batch_size = self._s.limits.max_request_images
+            config.dynamic_batching.max_queue_delay_microseconds = (
+                self._s.limits.max_queue_delay_us)
+            config.parameters["execution_provider"].string_value = model.runtime.provider
+            config.parameters["max_batch_size_per_run"].string_value = str(
+                self._s.limits.max_batch_size)
+            return kserve.ModelConfigResponse(config=config)
+        return await self._calls.run("ModelConfig", context, handle)
+
+    async def ModelInfer(self, request: kserve.ModelInferRequest, context):  # noqa: N802
+        async def handle() -> kserve.ModelInferResponse:
+            model = self._model(request.model_name, request.model_version)
+            images = codecs.decode_infer(request, self._s.limits.max_request_images)
+            names = codecs.requested_outputs(request, [o.name for o in model.config.output])
+            outputs = await self._s.classify(model, images)
+            return codecs.encode_infer(request, model.name, model.version, outputs, names)
+        return await self._calls.run("ModelInfer", context, handle)

@@ -1,0 +1,131 @@
+"""Typed server settings: every flag also as an environment variable ``HIGHWAY_<FLAG>``.
+
+Built once by :func:`from_args` in ``__main__`` (or directly in tests) and passed
+in; nothing is read from the environment at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "HIGHWAY_"
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def default_repository() -> Path:
+    """The model repository the project ships: ``models/`` at the checkout's root."""
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told; defaults follow Triton's ports."""
+
+    model_repository: Path = default_repository()
+    """Triton-layout repository: <repo>/<model>/config.pbtxt and <version>/model.onnx."""
+    host: str = "0.0.0.0"
+    """Address the gRPC and metrics servers bind to."""
+    grpc_port: int = 8001
+    """gRPC port (0: any free port)."""
+    metrics_port: int = 8002
+    """Prometheus /metrics HTTP port (0: any free port, -1: no metrics server)."""
+    device: str = "auto"
+    """auto: CUDA when it really initialises, else CPU; cuda: CUDA or fail; cpu."""
+    max_batch_size: int = 64
+    """Most images in one ONNX Runtime run."""
+    max_request_images: int = 4096
+    """Most images in one request (split across runs); above: INVALID_ARGUMENT."""
+    max_queue_delay_us: int = 500
+    """Longest wait for more requests to join a batch, once concurrency is seen."""
+    max_queue: int = 1024
+    """Most requests waiting for the model; past it: RESOURCE_EXHAUSTED."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest gRPC message received or sent."""
+    grace_period_s: float = 30.0
+    """On SIGTERM/SIGINT: how long requests already accepted may take to finish."""
+    intra_op_threads: int = 0
+    """ONNX Runtime intra-op threads (0: one per CPU core)."""
+    log_level: str = "INFO"
+    """Python logging level."""
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_queue_delay_us < 0 or self.grace_period_s < 0 or self.intra_op_threads < 0:
+            raise ValueError("delays, grace period and thread counts must not be negative")
+        for name in ("grpc_port", "metrics_port"):
+            port = getattr(self, name)
+            if not -1 <= port <= 65535 or (name == "grpc_port" and port < 0):
+                raise ValueError(f"--{name.replace('_', '-')} {port} is not a port number")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The CLI; each flag's help names its environment variable."""
+    p = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Serve highway-network MNIST classifiers over gRPC (highway.v1 + KServe V2).",
+    )
+    defaults = Settings()
+    for f in fields(Settings):
+        doc = _DOCS.get(f.name, "")
+        env = ENV_PREFIX + f.name.upper()
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        p.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
+                       metavar=f.name.upper(),
+                       help=f"{doc} [env {env}; default {getattr(defaults, f.name)}]")
+    return p
+
+
+def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+              ) -> Settings:
+    """Settings from flags, then ``HIGHWAY_*`` variables, then defaults (ValueError if bad)."""
+    environ = os.environ if environ is None else environ
+    args = parser().parse_args(argv)
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = getattr(args, f.name)
+        if raw is None:
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        kind = str(f.type)
+        try:
+            if kind == "int":
+                values[f.name] = int(raw)
+            elif kind == "float":
+                values[f.name] = float(raw)
+            elif kind == "Path":
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = str(raw)
+        except ValueError:
+            raise ValueError(f"{_flag(f.name)}: {raw!r} is not a valid {kind}") from None
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+_DOCS = {
+    "model_repository": "model repository folder",
+    "host": "bind address",
+    "grpc_port": "gRPC port (0: any free port)",
+    "metrics_port": "Prometheus /metrics port (0: any free port, -1: off)",
+    "device": "auto | cuda | cpu",
+    "max_batch_size": "most images per ONNX Runtime run",
+    "max_request_images": "most images per request",
+    "max_queue_delay_us": "longest wait for a batch to fill, in microseconds",
+    "max_queue": "most queued requests before RESOURCE_EXHAUSTED",
+    "max_message_bytes": "largest gRPC message",
+    "grace_period_s": "seconds to finish accepted requests on shutdown",
+    "intra_op_threads": "ONNX Runtime intra-op threads (0: CPU cores)",
+    "log_level": "DEBUG, INFO, WARNING, ERROR",
+}
