@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -40,8 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.quiet import import_tensorflow
+
+    import_tensorflow()  # before Keras: keeps TF's C++ start-up notes off the console
     from training.data import MnistDataError
     from training.train import TrainConfig, train
 
