@@ -1,0 +1,213 @@
+"""Closed-loop gRPC load for the benchmark: client processes, each running asyncio clients.
+
+A :class:`ClientPool` starts its worker processes once (``spawn``: no forked ONNX
+Runtime or gRPC state) and reuses them for every scenario. Each scenario gives
+every worker its share of the clients; all of them start at the same monotonic
+instant (``CLOCK_MONOTONIC`` is system-wide), run a warm-up, then a fixed
+measuring window. Only requests that start *and* finish inside the window count.
+
+Requests are serialized once, up front, and sent through a raw channel method:
+the load generator shares the two cores with the server, so it spends no CPU on
+building protobuf messages. The first answer of each client is parsed and
+checked (shape and content) so a wrong answer cannot pass for a fast one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from protos.highway.v1 import classifier_pb2 as hw
+from protos.inference import grpc_service_pb2 as kserve
+
+METHODS = {
+    "Predict": "/highway.v1.Classifier/Predict",
+    "ModelInfer": "/inference.GRPCInferenceService/ModelInfer",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load pattern: which API, images per request, concurrent closed-loop clients."""
+
+    api: str
+    """Predict (highway.v1) or ModelInfer (KServe V2)."""
+    images: int
+    """Images per request."""
+    concurrency: int
+    """Clients, each sending its next request as soon as the previous one is answered."""
+
+
+@dataclass
+class ClientResult:
+    """What one worker process measured in the window (latencies in seconds)."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    cpu_s: float = 0.0
+    checked: int = 0
+
+
+def request_bytes(api: str, model: str, images: np.ndarray) -> bytes:
+    """A serialized request for ``images`` (uint8 [N, 28, 28]) on the given API."""
+    if api == "Predict":
+        return hw.PredictRequest(model_name=model,
+                                 images=[img.tobytes() for img in images]).SerializeToString()
+    request = kserve.ModelInferRequest(model_name=model)
+    request.inputs.add(name="images", datatype="UINT8", shape=images.shape)
+    request.raw_input_contents.append(np.ascontiguousarray(images).tobytes())
+    return request.SerializeToString()
+
+
+def check_answer(api: str, answer: bytes, n: int) -> None:
+    """Raises ValueError unless ``answer`` holds n probability rows summing to 1."""
+    if api == "Predict":
+        response = hw.PredictResponse.FromString(answer)
+        rows = np.array([list(p.probabilities) for p in response.predictions], dtype=np.float32)
+    else:
+        response = kserve.ModelInferResponse.FromString(answer)
+        index = [o.name for o in response.outputs].index("probabilities")
+        rows = np.frombuffer(response.raw_output_contents[index], dtype="<f4").reshape(-1, 10)
+    if rows.shape != (n, 10) or not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError(f"{api} answered {rows.shape} probabilities for {n} images")
+
+
+async def _client(call, payload: bytes, api: str, n: int, start: float, end: float,
+                  result: ClientResult, timeout: float) -> None:
+    first = True
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= end:
+            return
+        try:
+            answer = await call(payload, timeout=timeout)
+        except grpc.aio.AioRpcError as e:
+            t1 = time.perf_counter()
+            if start <= t0 and t1 <= end:
+                name = e.code().name
+                result.errors[name] = result.errors.get(name, 0) + 1
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                await asyncio.sleep(0.01)  # no hot loop against a server that went away
+            continue
+        t1 = time.perf_counter()
+        if first:
+            first = False
+            try:
+                check_answer(api, answer, n)
+                result.checked += 1
+            except Exception:  # noqa: BLE001 - a wrong answer counts as an error
+                result.errors["WRONG_ANSWER"] = result.errors.get("WRONG_ANSWER", 0) + 1
+        if start <= t0 and t1 <= end:
+            result.latencies.append(t1 - t0)
+
+
+async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
+                 start: float, end: float, warm_start: float) -> ClientResult:
+    result = ClientResult()
+    options = [("grpc.max_receive_message_length", 64 << 20),
+               ("grpc.max_send_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        call = channel.unary_unary(METHODS[scenario.api])  # bytes in, bytes out
+        await asyncio.sleep(max(0.0, warm_start - time.perf_counter()))
+        cpu0 = time.process_time()
+        await asyncio.gather(*(_client(call, payload, scenario.api, scenario.images, start,
+                                       end, result, timeout=end - warm_start + 30)
+                               for _ in range(clients)))
+        result.cpu_s = time.process_time() - cpu0
+    return result
+
+
+def _worker(conn, seed: int) -> None:
+    """Worker process main loop: (target, scenario, payload, clients, times) → ClientResult."""
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        target, scenario, payload, clients, warm_start, start, end = job
+        if clients == 0:
+            conn.send(ClientResult())
+            continue
+        try:
+            conn.send(asyncio.run(_drive(target, scenario, payload, clients, start, end,
+                                         warm_start)))
+        except Exception as e:  # noqa: BLE001 - reported by the parent
+            conn.send(e)
+
+
+class ClientPool:
+    """``processes`` worker processes that share the clients of each scenario."""
+
+    def __init__(self, processes: int):
+        ctx = mp.get_context("spawn")
+        self._conns = []
+        self._procs = []
+        for i in range(processes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, i), name=f"bench-client-{i}",
+                               daemon=True)
+            proc.start()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    def run(self, target: str, scenario: Scenario, payload: bytes, warmup_s: float,
+            duration_s: float) -> tuple[ClientResult, float]:
+        """Runs one scenario on every worker; returns the merged result and the window length."""
+        shares = [scenario.concurrency // len(self._conns)] * len(self._conns)
+        for i in range(scenario.concurrency % len(self._conns)):
+            shares[i] += 1
+        # Leave the workers time to open their channels before the shared start.
+        warm_start = time.perf_counter() + 0.5
+        start = warm_start + warmup_s
+        end = start + duration_s
+        for conn, clients in zip(self._conns, shares, strict=True):
+            conn.send((target, scenario, payload, clients, warm_start, start, end))
+        merged = ClientResult()
+        for conn in self._conns:
+            part = conn.recv()
+            if isinstance(part, Exception):
+                raise RuntimeError(f"client worker failed: {part!r}")
+            merged.latencies.extend(part.latencies)
+            merged.cpu_s += part.cpu_s
+            merged.checked += part.checked
+            for code, count in part.errors.items():
+                merged.errors[code] = merged.errors.get(code, 0) + count
+        return merged, duration_s
+
+    def close(self) -> None:
+        """Stops the workers."""
+        for conn in self._conns:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+
+    def __enter__(self) -> ClientPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def percentiles(latencies: list[float]) -> dict[str, float | None]:
+    """p50/p90/p99 in milliseconds (None without samples)."""
+    if not latencies:
+        return {"p50_ms": None, "p90_ms": None, "p99_ms": None}
+    values = np.percentile(np.asarray(latencies) * 1e3, [50, 90, 99])
+    return {"p50_ms": float(values[0]), "p90_ms": float(values[1]), "p99_ms": float(values[2])}
+
+
+def max_rss_mb() -> float:
+    """This process's peak resident memory in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

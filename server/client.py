@@ -1,0 +1,147 @@
+"""``python -m server.client --address HOST:PORT FILE…``: classify PNG and IDX images.
+
+PNGs of any size or colour are converted the way MNIST digits were made:
+grayscale, white digit on black (inverted when the background is light), the
+digit's bounding box scaled to fit 20x20 and centred by its centre of mass in a
+28x28 frame. IDX files (``*-idx3-ubyte``, optionally gzipped) are used as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import struct
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from protos.highway.v1 import classifier_pb2 as hw
+from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
+
+IDX_IMAGES_MAGIC = 0x00000803
+
+
+class InputError(Exception):
+    """An unreadable or unsupported input file; the message names it."""
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """uint8 images [N, 28, 28] from an IDX3 file (raw or gzip)."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise InputError(f"{path}: corrupt gzip data ({e})") from None
+    if len(data) < 16:
+        raise InputError(f"{path}: too short for an IDX image file")
+    magic, n, rows, cols = struct.unpack(">IIII", data[:16])
+    if magic != IDX_IMAGES_MAGIC:
+        raise InputError(f"{path}: not an IDX image file (magic {magic:#010x})")
+    if (rows, cols) != (28, 28):
+        raise InputError(f"{path}: images are {rows}x{cols}, the model takes 28x28")
+    if len(data) != 16 + n * rows * cols:
+        raise InputError(f"{path}: holds {len(data) - 16} pixel bytes, header says {n} images")
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols)
+
+
+def mnist_like(gray: np.ndarray) -> np.ndarray:
+    """A grayscale image (any size, uint8) as a 28x28 MNIST-style digit."""
+    from PIL import Image
+
+    img = gray.astype(np.float32)
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    if border.mean() > 127:  # dark digit on light paper: MNIST is white on black
+        img, border = 255.0 - img, 255.0 - border
+    img = np.clip(img - np.median(border), 0, None)  # background to 0
+    if img.max() <= 0:
+        return np.zeros((28, 28), dtype=np.uint8)
+    img *= 255.0 / img.max()  # full contrast, as MNIST strokes are
+    ys, xs = np.nonzero(img > 25)
+    crop = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    scale = 20.0 / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.LANCZOS),
+                       dtype=np.float32)
+    frame = np.zeros((28, 28), dtype=np.float32)
+    total = small.sum() or 1.0
+    cy = (small.sum(axis=1) * np.arange(small.shape[0])).sum() / total
+    cx = (small.sum(axis=0) * np.arange(small.shape[1])).sum() / total
+    top = int(np.clip(round(14 - cy), 0, 28 - small.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - small.shape[1]))
+    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def read_png(path: Path) -> np.ndarray:
+    """One PNG (or other Pillow image) as uint8 [1, 28, 28]."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            gray = np.asarray(Image.alpha_composite(background, im).convert("L"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputError(f"{path}: not a readable image ({e})") from None
+    return mnist_like(gray)[None]
+
+
+def load(path: Path) -> np.ndarray:
+    """Images [N, 28, 28] from a PNG/JPEG or an IDX file."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    name = path.name.lower()
+    if "idx3" in name or name.endswith((".idx", ".idx.gz")):
+        return read_idx(path)
+    return read_png(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="PNG or IDX files")
+    parser.add_argument("--address", default="localhost:8001", help="server HOST:PORT")
+    parser.add_argument("--model", default="", help="model name (default: the server's)")
+    parser.add_argument("--version", type=int, default=0, help="model version (0: latest)")
+    parser.add_argument("--gates", action="store_true", help="also print gate activity")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    args = parser.parse_args(argv)
+    try:
+        batches = [(path, load(path)) for path in args.files]
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with grpc.insecure_channel(args.address, options=[
+            ("grpc.max_receive_message_length", 256 << 20),
+            ("grpc.max_send_message_length", 256 << 20)]) as channel:
+        stub = hw_grpc.ClassifierStub(channel)
+        try:
+            layers = []
+            if args.gates:
+                info = stub.GetModelInfo(hw.GetModelInfoRequest(
+                    model_name=args.model, model_version=args.version), timeout=args.timeout)
+                layers = list(info.highway_layers)
+            for path, images in batches:
+                response = stub.Predict(hw.PredictRequest(
+                    model_name=args.model, model_version=args.version,
+                    images=[image.tobytes() for image in images],
+                    return_gate_activity=args.gates), timeout=args.timeout)
+                for i, p in enumerate(response.predictions):
+                    where = f"{path}[{i}]" if len(images) > 1 else str(path)
+                    line = f"{where}: {p.digit} (confidence {p.confidence:.3f})"
+                    if args.gates:
+                        line += "  gates " + " ".join(
+                            f"{name}={g:.3f}" for name, g in zip(layers, p.gate_activity,
+                                                                 strict=False))
+                    print(line)
+        except grpc.RpcError as e:
+            print(f"error: {args.address}: {e.code().name}: {e.details()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
