@@ -1,0 +1,131 @@
+"""The experiments CLI in quick mode on the real fixture: files, JSON schema, sane numbers.
+
+The three commands run once each, in order, into one temporary folder (gates and
+lesion analyse the network the depth run kept), through the same ``main`` as
+``python -m training.experiments``.
+"""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from training import experiments, gate_analysis
+from training.data import load_mnist
+
+FIXTURE = "tests/fixtures/mnist"
+QUICK = experiments.QUICK_DEPTH
+KEPT = experiments.kept_model_name(QUICK["keep_depth"])
+
+
+def _run(command: str, out, *extra: str) -> int:
+    return experiments.main([command, "--quick", "--data-dir", FIXTURE, "--out", str(out),
+                             *extra])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    for command in experiments.COMMANDS:
+        assert _run(command, out) == 0, command
+    return out
+
+
+def test_quick_run_writes_every_result_file(results):
+    for name in ("depth.json", "depth_runs.json", "depth.png", KEPT, "gates.json", "gates.png",
+                 "lesion.json", "lesion.png"):
+        assert (results / name).stat().st_size > 0, name
+    for name in ("depth.png", "gates.png", "lesion.png"):
+        assert (results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(results.glob(".candidate_*")), "a losing candidate model was left behind"
+
+
+def test_depth_json_has_one_sane_row_per_kind_and_depth(results):
+    rows = json.loads((results / "depth.json").read_text())
+    assert isinstance(rows, list)
+    assert {(r["kind"], r["depth"]) for r in rows} == {
+        (kind, depth) for kind in ("plain", "highway") for depth in QUICK["depths"]}
+    for r in rows:
+        assert isinstance(r["depth"], int) and r["epochs"] == QUICK["epochs"]
+        for key in ("best_train_loss", "final_train_loss", "test_accuracy"):
+            assert isinstance(r[key], float) and math.isfinite(r[key]), key
+        assert 0 < r["best_train_loss"] <= r["final_train_loss"] < math.log(10)
+        # Two epochs on 2,500 images: far from good, far better than chance (10%).
+        assert 0.3 < r["test_accuracy"] <= 1
+
+
+def test_depth_runs_keep_every_curve_and_the_kept_model_is_the_best_highway_run(results):
+    report = json.loads((results / "depth_runs.json").read_text())
+    runs = report["runs"]
+    assert len(runs) == len(QUICK["depths"]) * 2 * len(QUICK["lrs"]) * len(QUICK["seeds"])
+    for run in runs:
+        assert len(run["train_loss"]) == QUICK["epochs"]
+        assert run["train_loss"][-1] < run["train_loss"][0], "training did not reduce the loss"
+    assert report["kept_model"] == KEPT
+    model = keras.models.load_model(results / KEPT, compile=False)
+    assert len(gate_analysis.models.highway_layers(model)) == QUICK["keep_depth"] - 1
+    best = next(r for r in json.loads((results / "depth.json").read_text())
+                if (r["kind"], r["depth"]) == ("highway", QUICK["keep_depth"]))
+    data = load_mnist(FIXTURE)
+    accuracy = (model.predict(data.x_test, verbose=0).argmax(1) == data.y_test).mean()
+    assert accuracy == pytest.approx(best["test_accuracy"], abs=1e-6)
+
+
+def test_gates_json_has_per_layer_and_per_unit_gate_numbers(results):
+    report = json.loads((results / "gates.json").read_text())
+    layers, units = QUICK["keep_depth"] - 1, 50
+    assert len(report["layers"]) == len(report["gate_bias_mean"]) == len(report["mean_gate"])
+    assert len(report["layers"]) == layers
+    assert np.shape(report["gate_bias"]) == np.shape(report["mean_gate_units"]) == (layers, units)
+    assert np.shape(report["example"]["gate"]) == np.shape(report["example"]["output"])
+    assert np.shape(report["example"]["gate"]) == (layers, units)
+    assert all(0 < t < 1 for t in report["mean_gate"])
+    # Two epochs move the biases only a little from their initial value.
+    assert np.allclose(report["gate_bias_mean"], report["gate_bias_init"], atol=0.5)
+    assert report["example"]["label"] in range(10)
+
+
+def test_lesion_json_has_one_row_per_layer_and_matches_the_unlesioned_accuracy(results):
+    report = json.loads((results / "lesion.json").read_text())
+    gates = json.loads((results / "gates.json").read_text())
+    assert [r["layer"] for r in report["layers"]] == gates["layers"]
+    assert [r["index"] for r in report["layers"]] == list(range(1, len(gates["layers"]) + 1))
+    for r in report["layers"]:
+        assert 0 <= r["test_error"] <= 1 and 0 <= r["train_error"] <= 1
+    assert report["baseline_test_error"] == pytest.approx(1 - gates["test_accuracy"], abs=1e-6)
+    # Skipping a layer of a trained net changes what it computes: some lesion must hurt.
+    assert max(r["test_error"] for r in report["layers"]) > report["baseline_test_error"]
+
+
+def test_shut_gates_turns_a_layer_into_its_identity_and_restores_it(results):
+    model = gate_analysis.load(results / KEPT)
+    layer = gate_analysis.models.highway_layers(model)[0]
+    before = [np.array(w) for w in layer.get_weights()]
+    x = np.random.default_rng(0).normal(size=(8, 50)).astype("float32")
+    with gate_analysis.shut_gates(layer):
+        y, t = layer(x, return_gate=True)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(t), 0)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(y), x)
+    for old, new in zip(before, layer.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_missing_model_is_a_one_line_error(tmp_path, capsys):
+    assert _run("gates", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("experiments: error:")
+    assert "run `python -m training.experiments depth`" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--depths", "1", "--keep-depth", "1"], "--depths must all be >= 2"),
+    (["--lrs", "0"], "--lrs must all be positive"),
+    (["--keep-depth", "7"], "--keep-depth 7 is not one of --depths"),
+])
+def test_bad_depth_settings_are_one_line_errors(tmp_path, capsys, extra, message):
+    assert _run("depth", tmp_path, *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,194 @@
+"""The paper's depth experiment (Figure 1): plain vs highway fc nets at growing depth.
+
+Every configuration (kind × depth) is trained with the same budget (epochs,
+batch size, SGD with momentum and exponential learning-rate decay) for each
+learning rate × seed; the run with the lowest training loss is reported per
+configuration, as the paper reports its best hyperparameter setting per depth.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from training import models
+from training.data import Mnist
+from training.layers import is_highway
+from training.train import TrainConfig, make_dataset, make_optimizer
+
+KINDS = ("plain", "highway")
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """The grid and the budget of the depth experiment (one budget for every run)."""
+
+    depths: tuple[int, ...] = (10, 20, 50, 100)  # numbers of layers, as in the paper
+    lrs: tuple[float, ...] = (0.01, 0.03, 0.1)  # initial SGD learning rates searched per config
+    seeds: tuple[int, ...] = (0,)  # seeds per learning rate
+    epochs: int = 15  # passes over the fitting images, every run
+    batch_size: int = 128  # images per SGD step, every run
+    momentum: float = 0.9  # SGD momentum (the paper's optimiser)
+    lr_decay: float = 0.9  # learning-rate factor per epoch (exponential decay)
+    val_size: int = 5000  # last training images held out, as training does (not fitted)
+    train_size: int | None = None  # use only the first N fitting images; None: all of them
+    keep_depth: int = 50  # the highway depth whose best model is saved for the gate analysis
+
+    def validate(self) -> None:
+        if not self.depths or min(self.depths) < 2:
+            raise ValueError(f"--depths must all be >= 2, got {list(self.depths)}")
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ValueError(f"--lrs must all be positive, got {list(self.lrs)}")
+        if not self.seeds:
+            raise ValueError("--seeds needs at least one seed")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be positive")
+        if self.keep_depth not in self.depths:
+            raise ValueError(f"--keep-depth {self.keep_depth} is not one of --depths")
+
+
+def build(kind: str, depth: int, seed: int) -> keras.Model:
+    """``models.fc`` with He-normal kernels on every ReLU transform, plain and highway alike.
+
+    Why: with Keras' default Glorot init a deep ReLU stack shrinks its signal by
+    ~√2 a layer, which would make the plain nets fail for the wrong reason. The
+    paper used normalised (He-style) initialisation for its plain nets; we give
+    the highway transforms H the same, and leave the gates as ``models.fc`` makes them.
+    """
+    model = models.fc(depth, plain=(kind == "plain"))
+    init = keras.initializers.HeNormal(seed=seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense) and layer.name != "probabilities":
+            layer.kernel.assign(init(layer.kernel.shape))
+        elif is_highway(layer):
+            layer.kernel.assign(init(layer.kernel.shape))
+    return model
+
+
+class _Progress(keras.callbacks.Callback):
+    """One line per epoch, so that a 30-minute grid shows where it is."""
+
+    def __init__(self, tag: str, epochs: int):
+        super().__init__()
+        self.tag, self.epochs = tag, epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        print(f"{self.tag} epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', math.nan):.4f}"
+              f" accuracy {100 * logs.get('accuracy', math.nan):.2f}%"
+              f" ({time.perf_counter() - self._start:.1f} s)", flush=True)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, seed: int,
+            tag: str = "", save_to: Path | None = None) -> dict:
+    """Train one network; returns its record (curve, best/final loss, test accuracy)."""
+    keras.utils.set_random_seed(seed)
+    (x_fit, y_fit), _ = data.split_validation(cfg.val_size)
+    if cfg.train_size is not None:
+        x_fit, y_fit = x_fit[: cfg.train_size], y_fit[: cfg.train_size]
+    model = build(kind, depth, seed)
+    steps = -(-len(x_fit) // cfg.batch_size)
+    train_cfg = TrainConfig(model="fc", depth=depth, plain=kind == "plain", epochs=cfg.epochs,
+                            batch_size=cfg.batch_size, optimizer="sgd", lr=lr,
+                            momentum=cfg.momentum, schedule="exponential",
+                            lr_decay=cfg.lr_decay, seed=seed, command="")
+    model.compile(optimizer=make_optimizer(train_cfg, steps),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(
+        make_dataset(x_fit, y_fit, cfg.batch_size, shuffle=True, seed=seed),
+        epochs=cfg.epochs, verbose=0, shuffle=False,
+        callbacks=[keras.callbacks.TerminateOnNaN(), _Progress(tag, cfg.epochs)],
+    )
+    seconds = time.perf_counter() - start
+    losses = [float(v) for v in history.history["loss"]]
+    finite = [v for v in losses if math.isfinite(v)]
+    diverged = len(finite) < len(losses)
+    test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, batch_size=2000, verbose=0)
+    if save_to is not None:
+        model.save(save_to, include_optimizer=False)  # weights only: a small committed file
+    return {
+        "kind": kind, "depth": depth, "lr": lr, "seed": seed,
+        "params": int(model.count_params()),
+        "train_loss": [_finite(v) for v in losses],
+        "train_accuracy": [float(v) for v in history.history["accuracy"]],
+        # A diverged run keeps its last finite loss; "diverged" says so.
+        "best_train_loss": min(finite) if finite else math.log(10),
+        "final_train_loss": finite[-1] if finite else math.log(10),
+        "diverged": diverged,
+        "test_accuracy": float(test_accuracy) if math.isfinite(test_loss) else 0.1,
+        "test_loss": _finite(test_loss),
+        "epochs": cfg.epochs,
+        "images": len(x_fit),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _rank(run: dict) -> tuple[bool, float]:
+    return run["diverged"], run["best_train_loss"]
+
+
+def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str) -> dict:
+    """Train the whole grid; returns the report written to ``depth.json`` and ``depth_runs.json``.
+
+    The best highway run at ``cfg.keep_depth`` is saved as ``out/model_name``.
+    """
+    cfg.validate()
+    tf.config.experimental.enable_op_determinism()
+    grid = [(kind, depth, lr, seed) for depth in cfg.depths for kind in KINDS
+            for lr in cfg.lrs for seed in cfg.seeds]
+    runs: list[dict] = []
+    kept: dict | None = None
+    start = time.perf_counter()
+    for i, (kind, depth, lr, seed) in enumerate(grid, start=1):
+        tag = f"[{i}/{len(grid)}] {kind}-{depth} lr={lr:g} seed={seed}"
+        candidate = out / f".candidate_{model_name}"
+        keep = kind == "highway" and depth == cfg.keep_depth
+        run = run_one(cfg, data, kind, depth, lr, seed, tag, candidate if keep else None)
+        runs.append(run)
+        if keep:
+            if kept is None or _rank(run) < _rank(kept):
+                candidate.replace(out / model_name)
+                kept = run
+            else:
+                candidate.unlink()
+        print(f"{tag}: best loss {run['best_train_loss']:.4f}, test accuracy "
+              f"{100 * run['test_accuracy']:.2f}%{' (diverged)' if run['diverged'] else ''}, "
+              f"{run['seconds']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
+    best = [min((r for r in runs if (r["kind"], r["depth"]) == (kind, depth)), key=_rank)
+            for depth in cfg.depths for kind in KINDS]
+    rows = [{k: r[k] for k in ("kind", "depth", "best_train_loss", "final_train_loss",
+                               "test_accuracy", "epochs", "lr", "seed", "params", "diverged",
+                               "seconds")} for r in best]
+    return {"rows": rows, "runs": runs, "config": asdict(cfg),
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "data": data.source, "images": runs[0]["images"] if runs else 0}
+
+
+def curves_by_config(report: dict) -> dict[tuple[str, int], list[float | None]]:
+    """The training-loss curve of each configuration's best run, for the figure."""
+    best = {(r["kind"], r["depth"]): (r["lr"], r["seed"]) for r in report["rows"]}
+    return {key: r["train_loss"] for r in report["runs"]
+            for key in [(r["kind"], r["depth"])] if best[key] == (r["lr"], r["seed"])}
+
+
+def depth_summary(rows: list[dict]) -> str:
+    """A small text table for the log."""
+    lines = ["kind     depth  best loss  final loss  test acc  lr"]
+    lines += [f"{r['kind']:<8} {r['depth']:>5}  {r['best_train_loss']:>9.4f}  "
+              f"{r['final_train_loss']:>10.4f}  {100 * r['test_accuracy']:>7.2f}%  {r['lr']:g}"
+              for r in rows]
+    return "\n".join(lines)
+

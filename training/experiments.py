@@ -1,0 +1,158 @@
+"""``python -m training.experiments {depth,gates,lesion}``: regenerate the paper's figures.
+
+``depth``  plain vs highway fc nets at depths 10–100 (paper Figure 1) → depth.json,
+           depth_runs.json, depth.png, and the best 50-layer highway net (highway_fc50.keras)
+``gates``  that net's gate biases and gate outputs (paper Figure 2) → gates.json, gates.png
+``lesion`` test error with one layer's gates shut, for every layer (paper Figure 4)
+           → lesion.json, lesion.png
+
+``--quick`` shrinks everything (two small depths, two epochs, the test fixture) into a smoke
+test of the same code paths; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+COMMANDS = ("depth", "gates", "lesion")
+DEFAULT_OUT = "docs/results"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one invocation does; built once from the command line."""
+
+    command: str  # depth, gates or lesion
+    out: Path = Path(DEFAULT_OUT)  # folder for JSON, PNG and the kept model
+    data_dir: str | None = None  # MNIST IDX folder; None: $HIGHWAY_DATA_DIR
+    quick: bool = False  # smoke-test sizes
+    model: Path | None = None  # gates/lesion: the network to analyse; None: the depth run's
+    example: int = 0  # gates: index of the test image shown
+    lesion_train_images: int = 10000  # lesion: training images also evaluated (paper: train set)
+
+
+# Smoke-test sizes: the same code paths in seconds; on the 3,000-image fixture.
+QUICK_DEPTH = dict(depths=(3, 6), lrs=(0.05,), seeds=(0,), epochs=2, batch_size=64,
+                   val_size=500, keep_depth=6)
+
+
+def parse_args(argv: list[str] | None = None):
+    from training.depth import DepthConfig
+
+    p = argparse.ArgumentParser(prog="python -m training.experiments", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=COMMANDS)
+    p.add_argument("--quick", action="store_true", help="smoke-test sizes (seconds, not minutes)")
+    p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $HIGHWAY_DATA_DIR)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--seeds", type=int, nargs="+", help="depth: seeds per learning rate")
+    p.add_argument("--lrs", type=float, nargs="+", help="depth: initial learning rates")
+    p.add_argument("--depths", type=int, nargs="+", help="depth: numbers of layers")
+    p.add_argument("--epochs", type=int, help="depth: epochs per run")
+    p.add_argument("--batch-size", type=int, help="depth: images per step")
+    p.add_argument("--train-size", type=int, help="depth: fit on the first N training images")
+    p.add_argument("--keep-depth", type=int, help="depth: highway depth kept for gates/lesion")
+    p.add_argument("--model", default=None, help="gates/lesion: .keras file to analyse")
+    p.add_argument("--example", type=int, default=0, help="gates: test image to show")
+    args = p.parse_args(argv)
+    depth = DepthConfig(**QUICK_DEPTH) if args.quick else DepthConfig()
+    overrides = {"seeds": args.seeds, "lrs": args.lrs, "depths": args.depths,
+                 "epochs": args.epochs, "batch_size": args.batch_size,
+                 "train_size": args.train_size, "keep_depth": args.keep_depth}
+    depth = replace(depth, **{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in overrides.items() if v is not None})
+    settings = Settings(command=args.command, out=Path(args.out), data_dir=args.data_dir,
+                        quick=args.quick, model=Path(args.model) if args.model else None,
+                        example=args.example,
+                        lesion_train_images=1000 if args.quick else 10000)
+    return settings, depth
+
+
+def kept_model_name(keep_depth: int) -> str:
+    return f"highway_fc{keep_depth}.keras"
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=1) + "\n")
+    print(f"wrote {path}", flush=True)
+
+
+def run_depth(settings: Settings, depth_cfg) -> None:
+    from training import depth, figures
+    from training.data import load_mnist
+    from training.train import versions
+
+    depth_cfg.validate()
+    data = load_mnist(settings.data_dir)
+    name = kept_model_name(depth_cfg.keep_depth)
+    report = depth.run_grid(depth_cfg, data, settings.out, name)
+    print(depth.depth_summary(report["rows"]), flush=True)
+    _write_json(settings.out / "depth.json", report["rows"])
+    _write_json(settings.out / "depth_runs.json",
+                {"config": report["config"], "wall_seconds": report["wall_seconds"],
+                 "data": report["data"], "fitting_images": report["images"],
+                 "kept_model": name, "versions": versions(), "runs": report["runs"]})
+    cfg = report["config"]
+    title = (f"best of {len(cfg['lrs']) * len(cfg['seeds'])} runs per configuration; "
+             f"SGD momentum {cfg['momentum']}, {cfg['epochs']} epochs of "
+             f"{report['images']:,} images, batch {cfg['batch_size']}")
+    figures.depth_curves(depth.curves_by_config(report), report["rows"],
+                         settings.out / "depth.png", title)
+    print(f"wrote {settings.out / 'depth.png'}", flush=True)
+
+
+def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
+    from training import figures, gate_analysis
+    from training.data import load_mnist
+
+    path = settings.model or settings.out / kept_model_name(depth_cfg.keep_depth)
+    model = gate_analysis.load(path)
+    data = load_mnist(settings.data_dir)
+    if settings.command == "gates":
+        report = gate_analysis.gates(model, data, settings.example)
+        report["model"] = path.name
+        _write_json(settings.out / "gates.json", report)
+        figures.gates(report, settings.out / "gates.png")
+        print(f"wrote {settings.out / 'gates.png'}", flush=True)
+    else:
+        (x_fit, y_fit), _ = data.split_validation(depth_cfg.val_size)
+        n = settings.lesion_train_images
+        report = gate_analysis.lesion(model, data.x_test, data.y_test, x_fit[:n], y_fit[:n])
+        report["model"] = path.name
+        _write_json(settings.out / "lesion.json", report)
+        figures.lesion(report, settings.out / "lesion.png")
+        print(f"wrote {settings.out / 'lesion.png'}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    settings, depth_cfg = parse_args(argv)
+    from training.data import MnistDataError
+
+    start = time.perf_counter()
+    try:
+        settings.out.mkdir(parents=True, exist_ok=True)
+        if settings.command == "depth":
+            print(f"depth experiment: {asdict(depth_cfg)}", flush=True)
+            run_depth(settings, depth_cfg)
+        else:
+            run_gates_or_lesion(settings, depth_cfg)
+    except (MnistDataError, ValueError, OSError) as e:
+        print(f"experiments: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("experiments: interrupted", file=sys.stderr)
+        return 130
+    print(f"{settings.command}: done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
