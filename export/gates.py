@@ -7,7 +7,8 @@ tf2onnx spells a highway layer's combination as five loose ops::
     Mul(h, t), Mul(x, c)      h: the transform H(x); x: the layer input
     y = Add(Mul(h, t), Mul(x, c))
 
-The pass finds that pattern by structure (never by node names), replaces the five
+``export.pattern`` finds that pattern by structure (never by node names), also
+when tf2onnx put a layout bridge on the carry path. This pass replaces those
 nodes by one node calling the model-local function ``HighwayGate(x, h, z) -> (y, t)``
 whose body is exactly those ops, and names the node after its Keras layer. T stays
 an output because ``gate_activity`` averages it. Runtimes inline the function, so
@@ -18,31 +19,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from export.errors import ExportError
+from export.pattern import Gate, find_gates
 
 DOMAIN = "highway"
 FUNCTION = "HighwayGate"
 FUNCTION_INPUTS = ("x", "h", "z")
 FUNCTION_OUTPUTS = ("y", "t")
 BODY_OPS = ("Constant", "Sigmoid", "Sub", "Mul", "Mul", "Add")  # in body order
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One matched highway combination: its tensors and the five nodes that compute it."""
-
-    x: str
-    h: str
-    z: str
-    y: str
-    t: str
-    nodes: tuple[onnx.NodeProto, ...]  # sigmoid, sub, mul(h, t), mul(x, c), add
 
 
 def gate_function(opset: int) -> onnx.FunctionProto:
@@ -68,23 +57,6 @@ def gate_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return [n for n in model.graph.node if n.domain == DOMAIN and n.op_type == FUNCTION]
 
 
-def find_gates(graph: onnx.GraphProto) -> list[Gate]:
-    """Every Sigmoid whose output gates a transform and, through ``1 − t``, a carry."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    constants = _constants(graph)
-    gates = []
-    for sig in graph.node:
-        if sig.op_type != "Sigmoid" or sig.domain not in ("", "ai.onnx"):
-            continue
-        gate = _match(sig, consumers, constants)
-        if gate is not None:
-            gates.append(gate)
-    return gates
-
-
 def fuse_highway_gates(model: onnx.ModelProto, layer_names: Sequence[str]) -> int:
     """Rewrite ``model`` in place; returns the number of gates fused.
 
@@ -94,7 +66,7 @@ def fuse_highway_gates(model: onnx.ModelProto, layer_names: Sequence[str]) -> in
     graph = model.graph
     if any(f.domain == DOMAIN and f.name == FUNCTION for f in model.functions):
         raise ExportError("the model already has HighwayGate functions")
-    gates = find_gates(graph)
+    gates = find_gates(model)
     if len(gates) != len(layer_names):
         raise ExportError(f"found {len(gates)} highway gate patterns in the ONNX graph, "
                           f"expected {len(layer_names)} (one per highway layer)")
@@ -104,8 +76,12 @@ def fuse_highway_gates(model: onnx.ModelProto, layer_names: Sequence[str]) -> in
                               "(graph order and layer order disagree)")
     removed = {id(node) for gate in gates for node in gate.nodes}
     kept = [node for node in graph.node if id(node) not in removed]
-    fused = [helper.make_node(FUNCTION, [g.x, g.h, g.z], [g.y, g.t], name=layer, domain=DOMAIN)
-             for g, layer in zip(gates, layer_names, strict=True)]
+    fused = []
+    for gate, layer in zip(gates, layer_names, strict=True):
+        x, aligned = _align(gate, layer)
+        fused.extend(aligned)
+        fused.append(helper.make_node(FUNCTION, [x, gate.h, gate.z], [gate.y, gate.t],
+                                      name=layer, domain=DOMAIN))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
         raise ExportError("the model imports no default ONNX opset")
@@ -118,47 +94,17 @@ def fuse_highway_gates(model: onnx.ModelProto, layer_names: Sequence[str]) -> in
     return len(gates)
 
 
-def _match(sig, consumers, constants) -> Gate | None:
-    t = sig.output[0]
-    users = consumers.get(t, [])
-    subs = [n for n in users if n.op_type == "Sub" and list(n.input[1:]) == [t]
-            and _is_one(constants.get(n.input[0]))]
-    muls = [n for n in users if n.op_type == "Mul" and t in n.input and n.input[0] != n.input[1]]
-    if len(subs) != 1 or len(muls) != 1:
-        return None
-    sub, mul_h = subs[0], muls[0]
-    carries = consumers.get(sub.output[0], [])
-    if len(carries) != 1 or carries[0].op_type != "Mul":
-        return None
-    mul_x = carries[0]
-    h = _other(mul_h, t)
-    x = _other(mul_x, sub.output[0])
-    adds = consumers.get(mul_h.output[0], [])
-    if len(adds) != 1 or adds[0].op_type != "Add" or consumers.get(mul_x.output[0]) != adds:
-        return None
-    add = adds[0]
-    if sorted(add.input) != sorted([mul_h.output[0], mul_x.output[0]]):
-        return None
-    return Gate(x=x, h=h, z=sig.input[0], y=add.output[0], t=t,
-                nodes=(sig, sub, mul_h, mul_x, add))
-
-
-def _other(node: onnx.NodeProto, name: str) -> str:
-    return node.input[1] if node.input[0] == name else node.input[0]
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
-
-
-def _is_one(value: np.ndarray | None) -> bool:
-    return value is not None and value.size >= 1 and bool(np.all(value == 1))
+def _align(gate: Gate, layer: str) -> tuple[str, list[onnx.NodeProto]]:
+    """Pass the carry input through a copy of the gate's layout bridge (see ``pattern``)."""
+    x, copies = gate.x, []
+    for i, node in enumerate(gate.align):
+        out = f"{layer}/carry_input_{i}"
+        copy = helper.make_node(node.op_type, [x, *node.input[1:]], [out],
+                                name=f"{layer}/align_carry_input_{i}", domain=node.domain)
+        copy.attribute.extend(node.attribute)
+        copies.append(copy)
+        x = out
+    return x, copies
 
 
 def _mentions(node_name: str, layer: str) -> bool:
@@ -168,18 +114,35 @@ def _mentions(node_name: str, layer: str) -> bool:
 
 
 def _toposort(nodes: list[onnx.NodeProto], graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """Kahn's order, stable with respect to ``nodes``' order."""
+    """Topological order that keeps ``nodes``' order wherever it is already valid.
+
+    Each node is placed right after its not-yet-placed producers (depth first,
+    iteratively: graphs can be deeper than Python's recursion limit).
+    """
     available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending, ordered = list(nodes), []
-    while pending:
-        ready = [n for n in pending if all(i in available for i in n.input)]
-        if not ready:
-            raise ExportError("the rewritten graph has a cycle or a dangling input")
-        for node in ready:
-            available.update(node.output)
-        ordered.extend(ready)
-        ready_ids = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in ready_ids]
+    producer = {out: node for node in nodes for out in node.output}
+    placed: set[int] = set()
+    ordered: list[onnx.NodeProto] = []
+    for root in nodes:
+        stack, entered = [root], set()
+        while stack:
+            node = stack[-1]
+            if id(node) in placed:
+                stack.pop()
+                continue
+            if any(i not in available and i not in producer for i in node.input):
+                raise ExportError(f"node {node.name!r} reads a tensor nothing produces")
+            missing = [producer[i] for i in node.input
+                       if i not in available and id(producer[i]) not in placed]
+            if not missing:
+                placed.add(id(node))
+                ordered.append(node)
+                stack.pop()
+            elif id(node) in entered:
+                raise ExportError(f"the rewritten graph has a cycle through {node.name!r}")
+            else:
+                entered.add(id(node))
+                stack.extend(missing)
     return ordered
 
 
