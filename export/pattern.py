@@ -128,7 +128,12 @@ def _bridges_cancel(c: str, x: str, a: list, b: list, g: _Graph) -> bool:
     start = g.shape(c)
     mid = g.shape(a[-1].output[0]) if a else start
     end = g.shape(b[-1].output[0]) if b else mid
-    if not (_same(start, end) and _same(g.shape(x), mid)):
+    if not _same(g.shape(x), mid):  # no broadcasting in the carry product
+        return False
+    if all(node.op_type == "Transpose" for node in [*a, *b]):
+        perm = _composed_perm([*a, *b])  # Transposes only: B∘A must be the identity perm
+        return perm is not None and perm == sorted(perm)
+    if not _same(start, end):
         return False
     # Reshapes keep row-major order; a Transpose does too when it moves only size-1 axes.
     for node in [*a, *b]:
@@ -137,8 +142,23 @@ def _bridges_cancel(c: str, x: str, a: list, b: list, g: _Graph) -> bool:
     return True
 
 
+def _perm(node: onnx.NodeProto) -> list[int] | None:
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+
+
+def _composed_perm(chain: list[onnx.NodeProto]) -> list[int] | None:
+    """The axis permutation a chain of Transposes applies (None: a perm is implicit)."""
+    total: list[int] | None = None
+    for node in chain:
+        perm = _perm(node)
+        if perm is None or (total is not None and len(perm) != len(total)):
+            return None
+        total = perm if total is None else [total[axis] for axis in perm]
+    return total
+
+
 def _keeps_order(node: onnx.NodeProto, shape: Shape | None) -> bool:
-    perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+    perm = _perm(node)
     if shape is None:
         return False
     perm = perm if perm is not None else list(reversed(range(len(shape))))
