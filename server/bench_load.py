@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import os
-import resource
 import time
 from dataclasses import dataclass, field
 
@@ -115,6 +114,7 @@ async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
                ("grpc.max_send_message_length", 64 << 20)]
     async with grpc.aio.insecure_channel(target, options=options) as channel:
         call = channel.unary_unary(METHODS[scenario.api])  # bytes in, bytes out
+        await asyncio.wait_for(channel.channel_ready(), timeout=30)
         await asyncio.sleep(max(0.0, warm_start - time.perf_counter()))
         cpu0 = time.process_time()
         await asyncio.gather(*(_client(call, payload, scenario.api, scenario.images, start,
@@ -127,6 +127,7 @@ async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
 def _worker(conn, seed: int) -> None:
     """Worker process main loop: (target, scenario, payload, clients, times) → ClientResult."""
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    conn.send("ready")
     while True:
         job = conn.recv()
         if job is None:
@@ -156,6 +157,9 @@ class ClientPool:
             proc.start()
             self._conns.append(parent)
             self._procs.append(proc)
+        for conn in self._conns:  # imports done: the first scenario starts on time
+            if not conn.poll(120) or conn.recv() != "ready":
+                raise RuntimeError("a client worker process did not start")
 
     def run(self, target: str, scenario: Scenario, payload: bytes, warmup_s: float,
             duration_s: float) -> tuple[ClientResult, float]:
@@ -206,8 +210,3 @@ def percentiles(latencies: list[float]) -> dict[str, float | None]:
         return {"p50_ms": None, "p90_ms": None, "p99_ms": None}
     values = np.percentile(np.asarray(latencies) * 1e3, [50, 90, 99])
     return {"p50_ms": float(values[0]), "p90_ms": float(values[1]), "p99_ms": float(values[2])}
-
-
-def max_rss_mb() -> float:
-    """This process's peak resident memory in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,116 @@
+"""Server subprocesses for the benchmark: start on free ports, wait until they answer, stop.
+
+Both the real server (``python -m server``) and the naive baseline
+(``python -m server.bench_naive``) run as their own processes, as in production,
+so their CPU and memory can be read from ``/proc`` and the load generator's GIL
+is never theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A server subprocess; ``target`` is its gRPC address once :meth:`wait_ready` returns."""
+
+    def __init__(self, name: str, args: list[str], port: int, metrics_port: int | None = None,
+                 log_path: Path | None = None):
+        self.name = name
+        self.port = port
+        self.metrics_port = metrics_port
+        self.target = f"127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = dict(os.environ, GRPC_VERBOSITY="ERROR")
+        self.proc = subprocess.Popen([sys.executable, *args], stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self, method: str, payload: bytes, timeout: float = 180) -> None:
+        """Sends ``payload`` until it is answered OK; RuntimeError if the process dies."""
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.target) as channel:
+            call = channel.unary_unary(method)
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}"
+                                       f"{self._tail()}")
+                try:
+                    call(payload, timeout=5)
+                    return
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{self.name} server not ready after {timeout:.0f} s"
+                                           f"{self._tail()}") from None
+                    time.sleep(0.1)
+
+    def _tail(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        return ": " + " | ".join(lines) if lines else ""
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the process has used (Linux /proc), else None."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float | None:
+        """Resident memory now, in MB (Linux /proc), else None."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM, wait, then SIGKILL if needed; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+        return self.proc.returncode
+
+
+def real_server(repository: Path, device: str, threads: int, extra: list[str],
+                log_path: Path | None) -> ServerProcess:
+    """``python -m server`` on free gRPC and metrics ports, bound to 127.0.0.1."""
+    port, metrics = free_port(), free_port()
+    args = ["-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
+            "--grpc-port", str(port), "--metrics-port", str(metrics), "--device", device,
+            "--intra-op-threads", str(threads), "--log-level", "WARNING", *extra]
+    return ServerProcess("real", args, port, metrics, log_path)
+
+
+def naive_server(model: Path, device: str, threads: int, workers: int,
+                 log_path: Path | None) -> ServerProcess:
+    """``python -m server.bench_naive`` on a free port."""
+    port = free_port()
+    args = ["-m", "server.bench_naive", "--model", str(model), "--port", str(port),
+            "--device", device, "--intra-op-threads", str(threads), "--workers", str(workers)]
+    return ServerProcess("naive", args, port, None, log_path)

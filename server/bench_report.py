@@ -1,0 +1,134 @@
+"""Ratios, targets, a Markdown table and a PNG for a benchmark result.
+
+Ratios compare each run with the raw ONNX Runtime median: ``vs_best_raw``
+against the fastest raw batch size (the machine's ceiling), ``vs_raw_same``
+against raw ORT at the request's own batch size when it was measured.
+Targets (issue 7) are evaluated here and reported, never asserted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TARGET_SINGLE_C16 = 0.8
+TARGET_B64_C4 = 0.95
+TARGET_C1_EXTRA_MS = 0.3
+
+
+def _find(rows: list[dict], server: str, api: str, images: int, c: int) -> dict | None:
+    for row in rows:
+        if (row["server"], row["api"], row["images"], row["concurrency"]) == (server, api,
+                                                                              images, c):
+            return row
+    return None
+
+
+def add_ratios(result: dict) -> None:
+    """Adds ratios to every run and a ``targets`` list to ``result`` (in place)."""
+    raw = {int(b): r for b, r in result["raw"].items()}
+    best = max((r["median_images_per_s"] for r in raw.values()), default=0.0)
+    result["best_raw_images_per_s"] = best
+    for row in result["runs"]:
+        row["vs_best_raw"] = row["images_per_s"] / best if best else None
+        same = raw.get(row["images"])
+        row["vs_raw_same"] = (row["images_per_s"] / same["median_images_per_s"]
+                              if same and same["median_images_per_s"] else None)
+    targets = []
+    rows = result["runs"]
+    apis = sorted({row["api"] for row in rows})
+    for api in apis:
+        row = _find(rows, "real", api, 1, 16)
+        if row is not None and best:
+            targets.append({"target": f"{api} 1 image c=16 >= {TARGET_SINGLE_C16} x best raw",
+                            "value": row["vs_best_raw"],
+                            "met": row["vs_best_raw"] >= TARGET_SINGLE_C16})
+        row = _find(rows, "real", api, 64, 4)
+        if row is not None and 64 in raw:
+            targets.append({"target": f"{api} 64 images c=4 >= {TARGET_B64_C4} x raw b64",
+                            "value": row["vs_raw_same"],
+                            "met": row["vs_raw_same"] >= TARGET_B64_C4})
+        row = _find(rows, "real", api, 1, 1)
+        if row is not None and 1 in raw and row["p50_ms"] is not None:
+            extra = row["p50_ms"] - raw[1]["p50_ms"]
+            targets.append({"target": f"{api} c=1 p50 <= raw b1 p50 + {TARGET_C1_EXTRA_MS} ms",
+                            "value": extra, "met": extra <= TARGET_C1_EXTRA_MS})
+        for images, c in ((1, 16), (64, 4)):
+            ours, naive = _find(rows, "real", api, images, c), _find(rows, "naive", api, images,
+                                                                       c)
+            if ours and naive and naive["images_per_s"]:
+                targets.append({"target": f"{api} {images} image(s) c={c}: real / naive",
+                                "value": ours["images_per_s"] / naive["images_per_s"],
+                                "met": None})
+    result["targets"] = targets
+
+
+def _f(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(result: dict) -> str:
+    """The run as Markdown: raw ORT, then every run with ratios first, then the targets."""
+    m = result["machine"]
+    lines = [f"# {result['date']} · {m['cpu']} · {m['cores']} cores · ORT {m['onnxruntime']} "
+             f"({result['provider']}) · load avg before {result['load_average_before'][0]:.1f}",
+             "", "| raw ORT batch | images/s (median) | min–max | p50 ms |", "|---|---|---|---|"]
+    for b, r in result["raw"].items():
+        lines.append(f"| {b} | {r['median_images_per_s']:,.0f} | {r['min_images_per_s']:,.0f}"
+                     f"–{r['max_images_per_s']:,.0f} | {r['p50_ms']:.3f} |")
+    lines += ["", "| server | API | images/req | c | × best raw | × raw same batch | images/s "
+              "| p50 ms | p90 ms | p99 ms | errors | server CPU µs/img | client CPU µs/img |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        lines.append(
+            f"| {r['server']} | {r['api']} | {r['images']} | {r['concurrency']} | "
+            f"{_f(r['vs_best_raw'], '.2f')} | {_f(r['vs_raw_same'], '.2f')} | "
+            f"{r['images_per_s']:,.0f} | {_f(r['p50_ms'], '.2f')} | {_f(r['p90_ms'], '.2f')} | "
+            f"{_f(r['p99_ms'], '.2f')} | {r['errors']} | "
+            f"{_f(r['server_cpu_us_per_image'], '.0f')} | "
+            f"{_f(r['client_cpu_us_per_image'], '.0f')} |")
+    lines += ["", "| target | value | met |", "|---|---|---|"]
+    for t in result["targets"]:
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['value']:.2f} | {met} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    """Throughput bars (real vs naive) against raw ORT lines, and p50/p99 latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = result["runs"]
+    keys = sorted({(r["api"], r["images"], r["concurrency"]) for r in runs},
+                  key=lambda k: (k[1], k[2], k[0]))
+    labels = [f"{api}\n{n} img c={c}" for api, n, c in keys]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(keys)), 8))
+    width = 0.4
+    for i, server in enumerate(("real", "naive")):
+        values = [(_find(runs, server, *k) or {}).get("images_per_s", 0) for k in keys]
+        top.bar([x + (i - 0.5) * width for x in range(len(keys))], values, width,
+                label=f"{server} server")
+    for b, r in result["raw"].items():
+        top.axhline(r["median_images_per_s"], linestyle="--", linewidth=1,
+                    color={"1": "grey", "8": "tab:purple", "64": "black"}.get(b, "tab:red"),
+                    label=f"raw ORT batch {b}")
+    top.set_ylabel("images / s")
+    top.set_title(f"highway_mnist · {result['machine']['cores']} cores · {result['date'][:16]}")
+    top.legend(fontsize=8)
+    for i, server in enumerate(("real", "naive")):
+        for q, marker in (("p50_ms", "o"), ("p99_ms", "^")):
+            values = [(_find(runs, server, *k) or {}).get(q) for k in keys]
+            bottom.scatter([x + (i - 0.5) * width for x, v in enumerate(values) if v],
+                           [v for v in values if v], marker=marker,
+                           label=f"{server} {q[:3]}")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("latency ms")
+    for ax in (top, bottom):
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels(labels, fontsize=7)
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
