@@ -1,0 +1,51 @@
+"""Batching and overload through the real server: shared runs, lone failures, RESOURCE_EXHAUSTED."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+
+from protos.highway.v1 import classifier_pb2 as hw
+
+
+def predict(running, images, timeout=30):
+    try:
+        response = running.classifier.Predict(
+            hw.PredictRequest(images=[im.tobytes() for im in images]), timeout=timeout)
+        return [p.digit for p in response.predictions]
+    except grpc.RpcError as e:
+        return e.code()
+
+
+def test_concurrent_requests_share_runs_and_bad_ones_fail_alone(start_server, fixture_mnist):
+    running = start_server(max_queue_delay_us=20_000)
+    images = fixture_mnist.x_test[:64]
+    expected = predict(running, images)
+    good = [images[i:i + 1] for i in range(64)]
+    bad = [np.zeros((1, 27, 28), np.uint8)] * 8  # 756 bytes: refused by validation
+    before = running.metric("highway_batch_size_count")
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda ims: predict(running, ims), good + bad))
+    assert results[:64] == [[d] for d in expected]
+    assert results[64:] == [grpc.StatusCode.INVALID_ARGUMENT] * 8
+    runs = running.metric("highway_batch_size_count") - before
+    assert runs < 64  # 64 single-image requests really shared ONNX Runtime runs
+    assert running.metric("highway_batch_size_bucket", {"le": "1.0"}) < 64 + 1
+
+
+def test_overload_answers_resource_exhausted_then_recovers(start_server, fixture_mnist):
+    # One image per run and 1 queued part allowed: a 256-image request fills the
+    # queue for a while, so concurrent ones must be refused instead of queued.
+    running = start_server(max_batch_size=1, max_queue=1)
+    images = fixture_mnist.x_test[:256]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: predict(running, images), range(8)))
+    codes = [r for r in results if not isinstance(r, list)]
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+    assert set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert len(codes) < 8  # at least one was served
+    assert running.metric("highway_requests_total",
+                          {"method": "Predict", "code": "RESOURCE_EXHAUSTED"}) == len(codes)
+    assert isinstance(predict(running, images[:4]), list)  # recovered once the load went
