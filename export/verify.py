@@ -173,11 +173,20 @@ def _display(source: str) -> str:
 
 
 def _keras_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Keras side: the model's own probabilities, and the gate means of its gate twin."""
+    import keras
+
     from export.convert import gate_model
 
-    probabilities = model.predict(x, batch_size=500, verbose=0)
-    gate_activity = gate_model(model).predict(x, batch_size=500, verbose=0)["gate_activity"]
-    return np.asarray(probabilities, np.float32), np.asarray(gate_activity, np.float32)
+    gates_twin = gate_model(model)
+    # Direct calls, not predict(): predict() builds a tf.function per model and warns
+    # about retracing when verification runs several times in one process.
+    p, g = [], []
+    for start in range(0, len(x), 500):
+        batch = x[start:start + 500]
+        p.append(keras.ops.convert_to_numpy(model(batch, training=False)))
+        g.append(keras.ops.convert_to_numpy(gates_twin(batch, training=False)["gate_activity"]))
+    return np.concatenate(p).astype(np.float32), np.concatenate(g).astype(np.float32)
 
 
 def _onnx_outputs(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
