@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="builds and runs the image; select with -m container")
     for item in items:
-        if "container" in item.keywords:
+        if item.get_closest_marker("container") is not None:
             item.add_marker(skip)
 
 
