@@ -140,20 +140,41 @@ def _rank(run: dict) -> tuple[bool, float]:
     return run["diverged"], run["best_train_loss"]
 
 
-def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str) -> dict:
+BUDGET_KEYS = ("epochs", "batch_size", "momentum", "lr_decay", "val_size", "train_size")
+
+
+def same_budget(cfg: DepthConfig, previous_config: dict) -> bool:
+    """Whether runs made under ``previous_config`` were trained exactly as ``cfg`` would."""
+    return all(previous_config.get(key) == getattr(cfg, key) for key in BUDGET_KEYS)
+
+
+def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
+             previous: list[dict] | None = None) -> dict:
     """Train the whole grid; returns the report written to ``depth.json`` and ``depth_runs.json``.
 
     The best highway run at ``cfg.keep_depth`` is saved as ``out/model_name``.
+    ``previous`` runs (same budget, see ``same_budget``) are reused instead of
+    retrained; runs are seeded one by one, so a reused run is the run a fresh
+    grid would make.
     """
     cfg.validate()
     tf.config.experimental.enable_op_determinism()
     grid = [(kind, depth, lr, seed) for depth in cfg.depths for kind in KINDS
             for lr in cfg.lrs for seed in cfg.seeds]
+    done = {(r["kind"], r["depth"], r["lr"], r["seed"]): r for r in previous or []}
     runs: list[dict] = []
-    kept: dict | None = None
+    kept = min((r for key, r in done.items() if key in grid and key[:2] == ("highway",
+                cfg.keep_depth)), key=_rank, default=None)
+    if kept is not None and not (out / model_name).is_file():
+        raise ValueError(f"{out / model_name} is missing, so earlier runs cannot be reused; "
+                         "run without --resume")
     start = time.perf_counter()
     for i, (kind, depth, lr, seed) in enumerate(grid, start=1):
         tag = f"[{i}/{len(grid)}] {kind}-{depth} lr={lr:g} seed={seed}"
+        if (kind, depth, lr, seed) in done:
+            runs.append(done[(kind, depth, lr, seed)])
+            print(f"{tag}: reused from an earlier invocation", flush=True)
+            continue
         candidate = out / f".candidate_{model_name}"
         keep = kind == "highway" and depth == cfg.keep_depth
         run = run_one(cfg, data, kind, depth, lr, seed, tag, candidate if keep else None)
@@ -174,6 +195,7 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str) -> dict:
                                "seconds")} for r in best]
     return {"rows": rows, "runs": runs, "config": asdict(cfg),
             "wall_seconds": round(time.perf_counter() - start, 1),
+            "train_seconds_total": round(sum(r["seconds"] for r in runs), 1),
             "data": data.source, "images": runs[0]["images"] if runs else 0}
 
 

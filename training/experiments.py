@@ -34,6 +34,7 @@ class Settings:
     quick: bool = False  # smoke-test sizes
     model: Path | None = None  # gates/lesion: the network to analyse; None: the depth run's
     example: int = 0  # gates: index of the test image shown
+    resume: bool = False  # depth: reuse runs in OUT/depth_runs.json made with the same budget
     lesion_train_images: int = 10000  # lesion: training images also evaluated (paper: train set)
 
 
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--batch-size", type=int, help="depth: images per step")
     p.add_argument("--train-size", type=int, help="depth: fit on the first N training images")
     p.add_argument("--keep-depth", type=int, help="depth: highway depth kept for gates/lesion")
+    p.add_argument("--resume", action="store_true",
+                   help="depth: reuse the runs in OUT/depth_runs.json made with the same budget")
     p.add_argument("--model", default=None, help="gates/lesion: .keras file to analyse")
     p.add_argument("--example", type=int, default=0, help="gates: test image to show")
     args = p.parse_args(argv)
@@ -69,7 +72,7 @@ def parse_args(argv: list[str] | None = None):
                               for k, v in overrides.items() if v is not None})
     settings = Settings(command=args.command, out=Path(args.out), data_dir=args.data_dir,
                         quick=args.quick, model=Path(args.model) if args.model else None,
-                        example=args.example,
+                        example=args.example, resume=args.resume,
                         lesion_train_images=1000 if args.quick else 10000)
     return settings, depth
 
@@ -83,6 +86,19 @@ def _write_json(path: Path, value) -> None:
     print(f"wrote {path}", flush=True)
 
 
+def _previous_runs(settings: Settings, depth_cfg) -> list[dict]:
+    from training import depth
+
+    path = settings.out / "depth_runs.json"
+    if not settings.resume or not path.is_file():
+        return []
+    previous = json.loads(path.read_text())
+    if not depth.same_budget(depth_cfg, previous["config"]):
+        print(f"not reusing {path}: its runs had another budget", flush=True)
+        return []
+    return previous["runs"]
+
+
 def run_depth(settings: Settings, depth_cfg) -> None:
     from training import depth, figures
     from training.data import load_mnist
@@ -91,11 +107,13 @@ def run_depth(settings: Settings, depth_cfg) -> None:
     depth_cfg.validate()
     data = load_mnist(settings.data_dir)
     name = kept_model_name(depth_cfg.keep_depth)
-    report = depth.run_grid(depth_cfg, data, settings.out, name)
+    report = depth.run_grid(depth_cfg, data, settings.out, name,
+                            previous=_previous_runs(settings, depth_cfg))
     print(depth.depth_summary(report["rows"]), flush=True)
     _write_json(settings.out / "depth.json", report["rows"])
     _write_json(settings.out / "depth_runs.json",
                 {"config": report["config"], "wall_seconds": report["wall_seconds"],
+                 "train_seconds_total": report["train_seconds_total"],
                  "data": report["data"], "fitting_images": report["images"],
                  "kept_model": name, "versions": versions(), "runs": report["runs"]})
     cfg = report["config"]

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 COLOURS = {"plain": "tab:red", "highway": "tab:blue"}
 
@@ -95,6 +95,9 @@ def lesion(report: dict, path: Path) -> None:
                    label=f"not lesioned, {label}")
     ax.set(xlabel="lesioned highway layer (gate forced to 0: the layer copies its input)",
            ylabel="error (%)", yscale="log", title=report["title"])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()

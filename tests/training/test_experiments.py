@@ -7,6 +7,7 @@ lesion analyse the network the depth run kept), through the same ``main`` as
 
 import json
 import math
+import shutil
 
 import keras
 import numpy as np
@@ -64,13 +65,30 @@ def test_depth_runs_keep_every_curve_and_the_kept_model_is_the_best_highway_run(
         assert len(run["train_loss"]) == QUICK["epochs"]
         assert run["train_loss"][-1] < run["train_loss"][0], "training did not reduce the loss"
     assert report["kept_model"] == KEPT
-    model = keras.models.load_model(results / KEPT, compile=False)
+    _assert_kept_model_is_the_best_highway_run(results)
+
+
+def _assert_kept_model_is_the_best_highway_run(folder):
+    model = keras.models.load_model(folder / KEPT, compile=False)
     assert len(gate_analysis.models.highway_layers(model)) == QUICK["keep_depth"] - 1
-    best = next(r for r in json.loads((results / "depth.json").read_text())
+    best = next(r for r in json.loads((folder / "depth.json").read_text())
                 if (r["kind"], r["depth"]) == ("highway", QUICK["keep_depth"]))
     data = load_mnist(FIXTURE)
     accuracy = (model.predict(data.x_test, verbose=0).argmax(1) == data.y_test).mean()
     assert accuracy == pytest.approx(best["test_accuracy"], abs=1e-6)
+
+
+def test_resume_reuses_earlier_runs_and_trains_only_the_new_ones(results, tmp_path, capsys):
+    for name in ("depth_runs.json", KEPT):
+        shutil.copy(results / name, tmp_path / name)
+    before = json.loads((tmp_path / "depth_runs.json").read_text())["runs"]
+    lrs = [str(lr) for lr in QUICK["lrs"]] + ["0.02"]
+    assert _run("depth", tmp_path, "--resume", "--lrs", *lrs) == 0
+    assert capsys.readouterr().out.count("reused from an earlier invocation") == len(before)
+    runs = json.loads((tmp_path / "depth_runs.json").read_text())["runs"]
+    assert len(runs) == 2 * len(before)
+    assert [r for r in runs if r["lr"] != 0.02] == before
+    _assert_kept_model_is_the_best_highway_run(tmp_path)
 
 
 def test_gates_json_has_per_layer_and_per_unit_gate_numbers(results):
