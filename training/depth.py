@@ -207,10 +207,28 @@ def curves_by_config(report: dict) -> dict[tuple[str, int], list[float | None]]:
 
 
 def depth_summary(rows: list[dict]) -> str:
-    """A small text table for the log."""
-    lines = ["kind     depth  best loss  final loss  test acc  lr"]
-    lines += [f"{r['kind']:<8} {r['depth']:>5}  {r['best_train_loss']:>9.4f}  "
-              f"{r['final_train_loss']:>10.4f}  {100 * r['test_accuracy']:>7.2f}%  {r['lr']:g}"
-              for r in rows]
+    """The best run per configuration as a Markdown table (for the log and RESULTS.md)."""
+    lines = ["| kind | depth | params | best train loss | final train loss | test accuracy | lr |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['kind']}{' (diverged)' if r['diverged'] else ''} | {r['depth']} | "
+              f"{r['params']:,} | {r['best_train_loss']:.4f} | {r['final_train_loss']:.4f} | "
+              f"{100 * r['test_accuracy']:.2f}% | {r['lr']:g} |" for r in rows]
     return "\n".join(lines)
 
+
+def grid_table(runs: list[dict]) -> str:
+    """Every run's best training loss, configurations × learning rates, as a Markdown table."""
+    lrs = sorted({r["lr"] for r in runs})
+    configs = list(dict.fromkeys((r["kind"], r["depth"]) for r in runs))
+    lines = ["| kind | depth | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+             "|---|---:|" + "---:|" * len(lrs)]
+    for kind, depth in configs:
+        cells = []
+        for lr in lrs:
+            losses = [r["best_train_loss"] for r in runs
+                      if (r["kind"], r["depth"], r["lr"]) == (kind, depth, lr)]
+            diverged = any(r["diverged"] for r in runs
+                           if (r["kind"], r["depth"], r["lr"]) == (kind, depth, lr))
+            cells.append(f"{min(losses):.4f}{' (NaN)' if diverged else ''}" if losses else "–")
+        lines.append(f"| {kind} | {depth} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -109,7 +109,8 @@ def run_depth(settings: Settings, depth_cfg) -> None:
     name = kept_model_name(depth_cfg.keep_depth)
     report = depth.run_grid(depth_cfg, data, settings.out, name,
                             previous=_previous_runs(settings, depth_cfg))
-    print(depth.depth_summary(report["rows"]), flush=True)
+    print(depth.depth_summary(report["rows"]), depth.grid_table(report["runs"]), sep="\n\n",
+          flush=True)
     _write_json(settings.out / "depth.json", report["rows"])
     _write_json(settings.out / "depth_runs.json",
                 {"config": report["config"], "wall_seconds": report["wall_seconds"],
