@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None,
                    help="MNIST IDX folder for verification (default: $HIGHWAY_DATA_DIR, then "
                    "tests/fixtures/mnist, then Keras' downloader)")
+    p.add_argument("--images", type=int, default=1000,
+                   help="real test images to compare Keras and ONNX on (at least 1000)")
     return p.parse_args(argv)
 
 
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         export_model(args.model, args.repository, name=args.name, version=args.version,
-                     data_dir=args.data_dir, log=lambda line: print(line, flush=True))
+                     data_dir=args.data_dir, images=args.images,
+                     log=lambda line: print(line, flush=True))
     except ExportError as e:
         print(f"highway-export: error: {e}", file=sys.stderr)
         return 1

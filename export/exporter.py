@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 
-from export import convert, repository
+from export import convert, gates, repository, verify
 from export.errors import ExportError
 
 
@@ -34,6 +34,7 @@ def export_model(
     version: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     *,
+    images: int = verify.MIN_IMAGES,
     log=print,
 ) -> Path:
     """Convert ``keras_path``, fuse its gates, verify it and add it to the repository.
@@ -44,6 +45,7 @@ def export_model(
         name: the model's folder name.
         version: the version folder; None picks the next free integer.
         data_dir: MNIST IDX folder for verification (see ``export.verify.resolve_data``).
+        images: real test images the verification compares (at least 1,000).
         log: where progress lines go (``print`` by default; tests pass a no-op).
 
     Returns:
@@ -54,6 +56,8 @@ def export_model(
     """
     keras_path, repo = Path(keras_path), Path(repository_dir)
     repository.check_name(name)
+    if images < verify.MIN_IMAGES:  # refused before any slow work
+        raise ExportError(f"--images must be at least {verify.MIN_IMAGES}, got {images}")
     start = time.perf_counter()
     model = convert.load_keras(keras_path)
     from training.models import highway_layers
@@ -66,8 +70,6 @@ def export_model(
         log(f"converting {model.name} ({len(layers)} highway layers) with tf2onnx, "
             f"opset {convert.OPSET}")
         proto = convert.to_onnx(model)
-        from export import gates
-
         fused = gates.fuse_highway_gates(proto, layers)
         log(f"fused {fused} highway gates into {gates.DOMAIN}.{gates.FUNCTION} function nodes")
         repository.set_metadata(proto, repository.metadata(
@@ -77,10 +79,9 @@ def export_model(
             onnx.save(proto, onnx_path)
         except OSError as e:
             raise ExportError(f"cannot write {onnx_path}: {e.strerror}") from None
-        from export import verify
-
         log("verifying against the Keras model")
-        report = verify.verify(onnx_path, keras_path, data_dir=data_dir, keras_model=model)
+        report = verify.verify(onnx_path, keras_path, data_dir=data_dir, images=images,
+                               keras_model=model, log=log)
         log(verify.summary(report))
         repository.copy_run_files(keras_path, staging)
         repository.write_model_files(repo / name, name, layers)

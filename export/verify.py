@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export import gates
+from export import gates, parity
 from export.errors import ExportError, VerificationError
 from export.repository import sha256
 
@@ -67,8 +67,10 @@ def structure_problems(model: onnx.ModelProto, layer_names: list[str]) -> list[s
 
 def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str],
            data_dir: str | os.PathLike[str] | None = None, images: int = MIN_IMAGES,
-           keras_model=None) -> dict:
+           keras_model=None, log=None) -> dict:
     """Run every check, write ``verification.json`` beside the model, return the report.
+
+    ``keras_model`` saves loading ``keras_path`` again; ``log`` gets progress lines.
 
     Raises ``VerificationError`` (after writing the report) when a check fails.
     """
@@ -117,9 +119,10 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
         return _fail(report, onnx_path, start, "; ".join(problems))
     report["structure"] = "passed"
 
-    p_keras, g_keras = _keras_outputs(model, x)
+    log = log or (lambda line: None)
+    p_keras, g_keras = parity.keras_outputs(model, x, log)
     try:
-        p_onnx, g_onnx = _onnx_outputs(onnx_path, x)
+        p_onnx, g_onnx = parity.onnx_outputs(onnx_path, x)
     except Exception as e:  # ORT raises its own exception types for graphs it cannot run
         return _fail(report, onnx_path, start, f"ONNX Runtime could not run the model: {e}")
     if p_onnx.shape != p_keras.shape or g_onnx.shape != g_keras.shape:
@@ -172,31 +175,6 @@ def _display(source: str) -> str:
         return path.name
 
 
-def _keras_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The Keras side: the model's own probabilities, and the gate means of its gate twin."""
-    import keras
-
-    from export.convert import gate_model
-
-    gates_twin = gate_model(model)
-    # Direct calls, not predict(): predict() builds a tf.function per model and warns
-    # about retracing when verification runs several times in one process.
-    p, g = [], []
-    for start in range(0, len(x), 500):
-        batch = x[start:start + 500]
-        p.append(keras.ops.convert_to_numpy(model(batch, training=False)))
-        g.append(keras.ops.convert_to_numpy(gates_twin(batch, training=False)["gate_activity"]))
-    return np.concatenate(p).astype(np.float32), np.concatenate(g).astype(np.float32)
-
-
-def _onnx_outputs(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    probabilities, gate_activity = session.run(["probabilities", "gate_activity"], {"images": x})
-    return probabilities, gate_activity
-
-
 def _fail(report: dict, onnx_path: Path, start: float, reason: str) -> dict:
     report["reason"] = reason
     _write(report, onnx_path, start)
@@ -231,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_tensorflow()
     try:
-        report = verify(args.model, args.keras, args.data_dir, args.images)
+        report = verify(args.model, args.keras, args.data_dir, args.images,
+                        log=lambda line: print(line, flush=True))
     except ExportError as e:
         print(f"export.verify: {e}", file=sys.stderr)
         return 1

@@ -144,3 +144,10 @@ def test_module_entry_point_reports_errors_without_a_traceback(tmp_path):
          "--repository", str(tmp_path / "repo")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr == f"highway-export: error: model file not found: {tmp_path}/none.keras\n"
+
+
+def test_too_few_verification_images_is_refused_before_any_work(tmp_path, capsys):
+    code, err = run_cli(capsys, "--model", tmp_path / "none.keras", "--repository",
+                        tmp_path / "repo", "--images", "100")
+    assert code == 1
+    assert_one_line(err, "--images must be at least 1000, got 100")
