@@ -65,6 +65,7 @@ def export_model(
     layers = [layer.name for layer in highway_layers(model)]
     if not layers:
         raise ExportError(f"{keras_path}: the model has no highway layers to export")
+    repository.check_same_interface(repo / name, layers)
     staging, version, final = repository.stage(repo, name, version)
     try:
         log(f"converting {model.name} ({len(layers)} highway layers) with tf2onnx, "

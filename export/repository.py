@@ -26,6 +26,7 @@ LABELS = [str(d) for d in range(10)]
 INPUT_SCALING = "uint8 pixels 0..255, divided by 255 inside the model"
 RUN_FILES = ("metrics.json", "curves.png")  # copied from the training run when present
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_LAYERS_PARAM = re.compile(r'key: "highway_layers" value: \{ string_value: "([^"]*)" \}')
 
 
 def check_name(name: str) -> str:
@@ -45,14 +46,14 @@ def versions(model_dir: Path) -> list[int]:
 def stage(repository: Path, name: str, version: int | None) -> tuple[Path, int, Path]:
     """Create ``REPO/<name>/`` and a staging folder; returns (staging, version, final dir)."""
     check_name(name)
+    if version is not None and version < 1:
+        raise ExportError(f"version must be a positive integer, got {version}")
     model_dir = repository / name
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
         existing = versions(model_dir)
         if version is None:
             version = (existing[-1] + 1) if existing else 1
-        elif version < 1:
-            raise ExportError(f"version must be a positive integer, got {version}")
         final = model_dir / str(version)
         if final.exists():
             raise ExportError(f"{final} already exists; choose another --version or remove it")
@@ -92,6 +93,26 @@ def config_text(name: str, highway_layers: Sequence[str]) -> str:
         f"dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US} }}\n"
         f'parameters {{ key: "highway_layers" value: {{ string_value: "{layers}" }} }}\n'
     )
+
+
+def check_same_interface(model_dir: Path, highway_layers: Sequence[str]) -> None:
+    """Refuse a new version whose gate outputs differ from the versions already there.
+
+    One ``config.pbtxt`` describes every version (Triton's rule), and its
+    ``gate_activity`` width is the number of highway layers.
+    """
+    config = model_dir / "config.pbtxt"
+    if not versions(model_dir) or not config.is_file():
+        return
+    try:
+        found = _LAYERS_PARAM.search(config.read_text(errors="replace"))
+    except OSError as e:
+        raise ExportError(f"cannot read {config}: {_reason(e)}") from None
+    existing = found.group(1).split(",") if found else None
+    if existing != list(highway_layers):
+        raise ExportError(
+            f"{model_dir} holds versions with highway layers {existing}, this model has "
+            f"{list(highway_layers)}; export it under another --name or into another repository")
 
 
 def write_model_files(model_dir: Path, name: str, highway_layers: Sequence[str]) -> None:

@@ -151,3 +151,24 @@ def test_too_few_verification_images_is_refused_before_any_work(tmp_path, capsys
                         tmp_path / "repo", "--images", "100")
     assert code == 1
     assert_one_line(err, "--images must be at least 1000, got 100")
+
+
+def test_version_must_be_positive(tmp_path, capsys, tiny_keras_model):
+    code, err = run_cli(capsys, "--model", tiny_keras_model, "--repository", tmp_path / "repo",
+                        "--version", "0")
+    assert code == 1
+    assert_one_line(err, "version must be a positive integer, got 0")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_model_with_other_gates_is_not_added_beside_existing_versions(
+        tmp_path, capsys, tiny_repository, exported):
+    seed_keras, _ = exported("seed")
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_repository, repo)
+    code, err = run_cli(capsys, "--model", seed_keras, "--repository", repo)
+    assert code == 1
+    assert_one_line(err, f"{repo}/{TINY_MODEL_NAME} holds versions with highway layers "
+                    "['highway1', 'highway2'], this model has ['highway_conv1', ")
+    assert sorted(p.name for p in (repo / TINY_MODEL_NAME).iterdir()) == [
+        "1", "config.pbtxt", "labels.txt"]
