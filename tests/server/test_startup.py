@@ -29,10 +29,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(*args: str, **env: str) -> subprocess.Popen:
+def serve(*args: str, log=subprocess.PIPE, **env: str) -> subprocess.Popen:
     environ = {**os.environ, "HIGHWAY_HOST": "127.0.0.1", "HIGHWAY_METRICS_PORT": "-1", **env}
     return subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT, env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=log, text=True)
 
 
 def inflight(metrics_port: int) -> float:
@@ -81,12 +81,13 @@ def test_missing_repository_and_bad_flags_fail_in_one_line(tmp_path):
 
 
 def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(tiny_repository,
-                                                                  fixture_mnist):
+                                                                  fixture_mnist, tmp_path):
     port, metrics_port = free_port(), free_port()
+    log = (tmp_path / "server.log").open("w")  # a file, not a pipe nobody reads
     # One image per run, so each 3000-image request takes a while.
     proc = serve("--model-repository", str(tiny_repository), "--grpc-port", str(port),
                  "--device", "cpu", "--max-batch-size", "1", "--max-queue", "100000",
-                 HIGHWAY_INTRA_OP_THREADS="1", HIGHWAY_METRICS_PORT=str(metrics_port))
+                 log=log, HIGHWAY_INTRA_OP_THREADS="1", HIGHWAY_METRICS_PORT=str(metrics_port))
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=60)
@@ -109,7 +110,9 @@ def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(tiny_repository
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        log.close()
+        print((tmp_path / "server.log").read_text())  # shown when the test fails
 
 
 def test_busy_port_is_a_startup_error_not_a_shared_port(start_server, base_settings):

@@ -1,0 +1,47 @@
+"""Settings: flags, HIGHWAY_* environment variables, defaults, refusals."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from server.settings import Settings, default_repository, from_args, parser
+
+
+def test_defaults_follow_triton_ports_and_the_shipped_repository():
+    s = from_args([], environ={})
+    assert (s.grpc_port, s.metrics_port, s.device) == (8001, 8002, "auto")
+    assert s.model_repository == default_repository()
+    assert default_repository() == Path(__file__).resolve().parents[2] / "models"
+    assert s.max_message_bytes >= 64 * 1024 * 1024
+
+
+def test_every_flag_also_reads_its_environment_variable():
+    env = {"HIGHWAY_GRPC_PORT": "9001", "HIGHWAY_MAX_QUEUE_DELAY_US": "0",
+           "HIGHWAY_MODEL_REPOSITORY": "/srv/models", "HIGHWAY_DEVICE": "cpu",
+           "HIGHWAY_GRACE_PERIOD_S": "2.5"}
+    s = from_args([], environ=env)
+    assert (s.grpc_port, s.max_queue_delay_us, s.device, s.grace_period_s) == (9001, 0, "cpu", 2.5)
+    assert s.model_repository == Path("/srv/models")
+    help_text = parser().format_help()
+    for f in fields(Settings):
+        assert f"HIGHWAY_{f.name.upper()}" in help_text
+
+
+def test_flags_win_over_the_environment():
+    s = from_args(["--grpc-port", "7001", "--max-batch-size", "8"],
+                  environ={"HIGHWAY_GRPC_PORT": "9001"})
+    assert (s.grpc_port, s.max_batch_size) == (7001, 8)
+
+
+@pytest.mark.parametrize("argv,env,fragment", [
+    (["--device", "tpu"], {}, "--device"),
+    ([], {"HIGHWAY_GRPC_PORT": "eighty"}, "--grpc-port"),
+    (["--max-batch-size", "0"], {}, "--max-batch-size"),
+    (["--grpc-port", "70000"], {}, "not a port"),
+])
+def test_bad_values_are_refused_naming_the_flag(argv, env, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        from_args(argv, environ=env)
