@@ -67,6 +67,14 @@ RUN /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation . \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --quiet --yes setuptools wheel pip
 
+# ------------------------------------------------------ model repository stage
+# models/ from the build context if there is one. A stage of its own because
+# COPY of a path that may not exist fails on some builders (buildah, Docker's
+# classic builder); copying the whole (allow-listed) context never does.
+FROM python:3.11-slim-bookworm AS models
+COPY . /context/
+RUN mkdir -p /context/models
+
 # -------------------------------------------------------------- runtime stage
 FROM python:3.11-slim-bookworm
 
@@ -79,14 +87,12 @@ LABEL org.opencontainers.image.title="highway-mnist" \
 # A fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it; no home, no
 # login shell, no lastlog entry (-l).
 RUN groupadd --gid 10001 highway \
- && useradd --uid 10001 --gid highway --no-create-home -l --shell /usr/sbin/nologin highway \
- && mkdir -p /models
+ && useradd --uid 10001 --gid highway --no-create-home -l --shell /usr/sbin/nologin highway
 
 COPY --from=build /opt/venv /opt/venv
-# The shipped model repository, owned by root and read-only for the server. The
-# [s] makes this a wildcard, which copies nothing (instead of failing) in a
-# checkout that has no models/ folder yet; mount a repository at /models then.
-COPY model[s] /models/
+# The shipped model repository (root-owned, read-only for the server), or an
+# empty /models where the checkout has none: mount a repository there then.
+COPY --from=models /context/models /models
 
 # The pip CUDA/cuDNN libraries (DEVICE=gpu) are not on the loader's path by
 # themselves; in the CPU image these folders do not exist, which is harmless.

@@ -183,8 +183,12 @@ class Container:
 
 
 def start_container(engine: Engine, image: BuiltImage, models: Path | None = None,
-                    env: dict[str, str] | None = None, wait: bool = True) -> Container:
-    """Runs the image detached on free ports (a repository mounted at /models if given)."""
+                    env: dict[str, str] | None = None, wait: bool = True,
+                    options: Sequence[str] = ()) -> Container:
+    """Runs the image detached on free ports (a repository mounted at /models if given).
+
+    ``options`` go to ``run`` as they are (e.g. ``--read-only``).
+    """
     grpc_port, metrics_port = free_port(), free_port()
     name = f"highway-test-{os.getpid()}-{grpc_port}"
     args = ["run", "-d", "--name", name, "--network", "host",
@@ -193,6 +197,7 @@ def start_container(engine: Engine, image: BuiltImage, models: Path | None = Non
         args += ["-e", f"{key}={value}"]
     if models is not None:
         args += ["-v", f"{models}:/models:ro"]
+    args += list(options)
     started_at = time.monotonic()
     engine.run(*args, image.tag)
     container = Container(engine, name, grpc_port, metrics_port, started_at)

@@ -1,8 +1,9 @@
 """The Docker image, built from the Dockerfile and run: health, both APIs, metrics, user, stop.
 
 Marked ``container``: run with ``pytest -m container tests/container`` (podman or
-docker needed). One container (the tiny test repository mounted at /models)
-serves the read-only tests; the stop and shipped-model tests start their own.
+docker needed). One container (the tiny test repository mounted at /models,
+read-only root, no capabilities) serves the read-only tests; the stop and
+shipped-model tests start their own.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ pytestmark = pytest.mark.container
 MODEL = "highway_mnist"
 N = 64  # real MNIST test images per request (one full batch)
 UID = "10001"
+# What the README's Kubernetes example asks for: no writable root, no capabilities.
+HARDENED = ("--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
 
 
 @pytest.fixture(scope="module")
 def served(engine: Engine, image: BuiltImage, mounted_repository: Path):
-    """One container of the image serving the tiny test repository, for read-only tests."""
-    container = start_container(engine, image, models=mounted_repository)
+    """One hardened container serving the tiny test repository, for read-only tests."""
+    container = start_container(engine, image, models=mounted_repository, options=HARDENED)
     yield container
     container.remove()
 
