@@ -10,6 +10,7 @@ protobuf packages on the wire stay ``highway.v1`` and ``inference``.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,21 +32,22 @@ def generated_names(proto: str) -> list[str]:
 
 
 def generate(out_dir: Path) -> list[Path]:
-    """Runs protoc (from grpcio-tools) on every proto; returns the files written."""
-    from grpc_tools import protoc  # dev dependency: only needed to regenerate
+    """Runs protoc (from grpcio-tools) on every proto; returns the files written.
 
-    include = str(Path(protoc.__file__).parent / "_proto")
+    protoc runs in a child process: its bundled C++ protobuf does not mix well
+    with the protobuf runtime already loaded by a long-lived process (pytest).
+    """
     args = [
-        "protoc",
+        sys.executable, "-m", "grpc_tools.protoc",
         f"-I{ROOT}",
-        f"-I{include}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
         *(str(ROOT / p) for p in PROTOS),
     ]
-    if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed (see its message above)")
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed: {done.stderr.strip()}")
     written = [out_dir / name for p in PROTOS for name in generated_names(p)]
     for stub in written:
         if stub.suffix == ".pyi":

@@ -1,10 +1,13 @@
 """The committed stubs are exactly what the generator writes today."""
 
-from protos import generate
+import subprocess
+import sys
 
 
 def test_regenerating_the_stubs_changes_nothing():
-    assert generate.differences() == []
+    done = subprocess.run([sys.executable, "-m", "protos.generate", "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_generated_modules_import_by_package_path_and_keep_wire_packages():
