@@ -7,7 +7,6 @@ per session: one training (~5 s), one export (~5 s).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,9 @@ TINY_VERSION = 1
 
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter would otherwise land in every failing test's output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from export.convert import quiet_tensorflow
+
+    quiet_tensorflow()
 
 
 @pytest.fixture(scope="session")

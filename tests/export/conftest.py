@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from export.convert import quiet_tensorflow
 from tests.conftest import FIXTURE_MNIST, TINY_MODEL_NAME, TINY_VERSION
 
 
@@ -26,7 +26,7 @@ def exported(tmp_path_factory, small_mnist, tiny_keras_model, tiny_repository):
     ``fc`` is the shared tiny model; ``conv16`` and ``seed`` are trained here for
     one epoch on ``small_mnist``.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     done: dict[str, tuple[Path, Path]] = {
         "fc": (tiny_keras_model,
                tiny_repository / TINY_MODEL_NAME / str(TINY_VERSION) / "model.onnx"),
