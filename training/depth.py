@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class DepthConfig:
     """The grid and the budget of the depth experiment (one budget for every run)."""
 
     depths: tuple[int, ...] = (10, 20, 50, 100)  # numbers of layers, as in the paper
+    kinds: tuple[str, ...] = KINDS  # plain and/or highway
     lrs: tuple[float, ...] = (0.01, 0.03, 0.1)  # initial SGD learning rates searched per config
     seeds: tuple[int, ...] = (0,)  # seeds per learning rate
     epochs: int = 15  # passes over the fitting images, every run
@@ -44,11 +46,13 @@ class DepthConfig:
             raise ValueError(f"--depths must all be >= 2, got {list(self.depths)}")
         if not self.lrs or min(self.lrs) <= 0:
             raise ValueError(f"--lrs must all be positive, got {list(self.lrs)}")
+        if not self.kinds or set(self.kinds) - set(KINDS):
+            raise ValueError(f"--kinds must be plain and/or highway, got {list(self.kinds)}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be positive")
-        if self.keep_depth not in self.depths:
+        if "highway" in self.kinds and self.keep_depth not in self.depths:
             raise ValueError(f"--keep-depth {self.keep_depth} is not one of --depths")
 
 
@@ -149,21 +153,24 @@ def same_budget(cfg: DepthConfig, previous_config: dict) -> bool:
 
 
 def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
-             previous: list[dict] | None = None) -> dict:
-    """Train the whole grid; returns the report written to ``depth.json`` and ``depth_runs.json``.
+             previous: list[dict] | None = None,
+             on_run: Callable[[list[dict]], None] | None = None) -> dict:
+    """Train the grid; returns the report written to ``depth.json`` and ``depth_runs.json``.
 
-    The best highway run at ``cfg.keep_depth`` is saved as ``out/model_name``.
-    ``previous`` runs (same budget, see ``same_budget``) are reused instead of
-    retrained; runs are seeded one by one, so a reused run is the run a fresh
-    grid would make.
+    ``previous`` runs (same budget, see ``same_budget``) are kept: those in this
+    grid are reused instead of retrained, the others join the report, so that
+    invocations with different grids add up. Runs are seeded one by one, so a
+    reused run is the run a fresh grid would make. The best highway run at
+    ``cfg.keep_depth`` is saved as ``out/model_name``. ``on_run`` sees the runs
+    so far after each new one (to save progress).
     """
     cfg.validate()
     tf.config.experimental.enable_op_determinism()
-    grid = [(kind, depth, lr, seed) for depth in cfg.depths for kind in KINDS
+    grid = [(kind, depth, lr, seed) for depth in cfg.depths for kind in cfg.kinds
             for lr in cfg.lrs for seed in cfg.seeds]
     done = {(r["kind"], r["depth"], r["lr"], r["seed"]): r for r in previous or []}
-    runs: list[dict] = []
-    kept = min((r for key, r in done.items() if key in grid and key[:2] == ("highway",
+    runs = [r for key, r in done.items() if key not in grid]
+    kept = min((r for r in done.values() if (r["kind"], r["depth"]) == ("highway",
                 cfg.keep_depth)), key=_rank, default=None)
     if kept is not None and not (out / model_name).is_file():
         raise ValueError(f"{out / model_name} is missing, so earlier runs cannot be reused; "
@@ -185,15 +192,21 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
                 kept = run
             else:
                 candidate.unlink()
+        if on_run is not None:  # with the reused runs still ahead, so none goes missing
+            on_run(runs + [done[key] for key in grid[i:] if key in done])
         print(f"{tag}: best loss {run['best_train_loss']:.4f}, test accuracy "
               f"{100 * run['test_accuracy']:.2f}%{' (diverged)' if run['diverged'] else ''}, "
               f"{run['seconds']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
-    best = [min((r for r in runs if (r["kind"], r["depth"]) == (kind, depth)), key=_rank)
-            for depth in cfg.depths for kind in KINDS]
+    runs.sort(key=lambda r: (r["depth"], KINDS.index(r["kind"]), r["lr"], r["seed"]))
+    configs = list(dict.fromkeys((r["kind"], r["depth"]) for r in runs))
+    best = [min((r for r in runs if (r["kind"], r["depth"]) == key), key=_rank)
+            for key in configs]
     rows = [{k: r[k] for k in ("kind", "depth", "best_train_loss", "final_train_loss",
                                "test_accuracy", "epochs", "lr", "seed", "params", "diverged",
                                "seconds")} for r in best]
+    counts = [sum((r["kind"], r["depth"]) == key for r in runs) for key in configs]
     return {"rows": rows, "runs": runs, "config": asdict(cfg),
+            "runs_per_config": [min(counts), max(counts)],
             "wall_seconds": round(time.perf_counter() - start, 1),
             "train_seconds_total": round(sum(r["seconds"] for r in runs), 1),
             "data": data.source, "images": runs[0]["images"] if runs else 0}

@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--seeds", type=int, nargs="+", help="depth: seeds per learning rate")
     p.add_argument("--lrs", type=float, nargs="+", help="depth: initial learning rates")
     p.add_argument("--depths", type=int, nargs="+", help="depth: numbers of layers")
+    p.add_argument("--kinds", nargs="+", help="depth: plain and/or highway (default both)")
     p.add_argument("--epochs", type=int, help="depth: epochs per run")
     p.add_argument("--batch-size", type=int, help="depth: images per step")
     p.add_argument("--train-size", type=int, help="depth: fit on the first N training images")
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--example", type=int, default=0, help="gates: test image to show")
     args = p.parse_args(argv)
     depth = DepthConfig(**QUICK_DEPTH) if args.quick else DepthConfig()
-    overrides = {"seeds": args.seeds, "lrs": args.lrs, "depths": args.depths,
+    overrides = {"seeds": args.seeds, "lrs": args.lrs, "depths": args.depths, "kinds": args.kinds,
                  "epochs": args.epochs, "batch_size": args.batch_size,
                  "train_size": args.train_size, "keep_depth": args.keep_depth}
     depth = replace(depth, **{k: tuple(v) if isinstance(v, list) else v
@@ -107,18 +108,28 @@ def run_depth(settings: Settings, depth_cfg) -> None:
     depth_cfg.validate()
     data = load_mnist(settings.data_dir)
     name = kept_model_name(depth_cfg.keep_depth)
+    runs_file = settings.out / "depth_runs.json"
+
+    def save_progress(runs: list[dict]) -> None:
+        # Written after every run, so that an interrupted grid can go on with --resume.
+        runs_file.write_text(json.dumps({"config": asdict(depth_cfg), "complete": False,
+                                         "kept_model": name, "runs": runs}, indent=1) + "\n")
+
     report = depth.run_grid(depth_cfg, data, settings.out, name,
-                            previous=_previous_runs(settings, depth_cfg))
+                            previous=_previous_runs(settings, depth_cfg), on_run=save_progress)
     print(depth.depth_summary(report["rows"]), depth.grid_table(report["runs"]), sep="\n\n",
           flush=True)
     _write_json(settings.out / "depth.json", report["rows"])
-    _write_json(settings.out / "depth_runs.json",
-                {"config": report["config"], "wall_seconds": report["wall_seconds"],
+    _write_json(runs_file,
+                {"config": report["config"], "complete": True,
+                 "runs_per_config": report["runs_per_config"],
+                 "wall_seconds": report["wall_seconds"],
                  "train_seconds_total": report["train_seconds_total"],
                  "data": report["data"], "fitting_images": report["images"],
                  "kept_model": name, "versions": versions(), "runs": report["runs"]})
     cfg = report["config"]
-    title = (f"best of {len(cfg['lrs']) * len(cfg['seeds'])} runs per configuration; "
+    low, high = report["runs_per_config"]
+    title = (f"best of {low if low == high else f'{low}–{high}'} runs per configuration; "
              f"SGD momentum {cfg['momentum']}, {cfg['epochs']} epochs of "
              f"{report['images']:,} images, batch {cfg['batch_size']}")
     figures.depth_curves(depth.curves_by_config(report), report["rows"],

@@ -130,6 +130,21 @@ def test_shut_gates_turns_a_layer_into_its_identity_and_restores_it(results):
         np.testing.assert_array_equal(old, new)
 
 
+def test_resume_with_another_grid_keeps_the_earlier_runs(results, tmp_path, capsys):
+    for name in ("depth_runs.json", KEPT):
+        shutil.copy(results / name, tmp_path / name)
+    before = json.loads((tmp_path / "depth_runs.json").read_text())["runs"]
+    assert _run("depth", tmp_path, "--resume", "--kinds", "plain", "--depths",
+                str(QUICK["depths"][0]), "--lrs", "0.02") == 0
+    report = json.loads((tmp_path / "depth_runs.json").read_text())
+    assert report["complete"] and len(report["runs"]) == len(before) + 1
+    assert [r for r in report["runs"] if r["lr"] != 0.02] == before
+    rows = json.loads((tmp_path / "depth.json").read_text())
+    assert len(rows) == 2 * len(QUICK["depths"])
+    assert report["runs_per_config"] == [1, 2]
+    _assert_kept_model_is_the_best_highway_run(tmp_path)
+
+
 def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert _run("gates", tmp_path) == 2
     err = capsys.readouterr().err
@@ -142,6 +157,7 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     (["--depths", "1", "--keep-depth", "1"], "--depths must all be >= 2"),
     (["--lrs", "0"], "--lrs must all be positive"),
     (["--keep-depth", "7"], "--keep-depth 7 is not one of --depths"),
+    (["--kinds", "resnet"], "--kinds must be plain and/or highway"),
 ])
 def test_bad_depth_settings_are_one_line_errors(tmp_path, capsys, extra, message):
     assert _run("depth", tmp_path, *extra) == 2
