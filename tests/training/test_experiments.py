@@ -66,6 +66,8 @@ def test_depth_runs_keep_every_curve_and_the_kept_model_is_the_best_highway_run(
         assert run["train_loss"][-1] < run["train_loss"][0], "training did not reduce the loss"
     assert report["kept_model"] == KEPT
     _assert_kept_model_is_the_best_highway_run(results)
+    # Committed at full size: no optimizer state in the file.
+    assert keras.models.load_model(results / KEPT).optimizer is None
 
 
 def _assert_kept_model_is_the_best_highway_run(folder):
