@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "tests/fixtures/mnist, then Keras' downloader)")
     p.add_argument("--images", type=int, default=1000,
                    help="real test images to compare Keras and ONNX on (at least 1000)")
+    p.add_argument("--with-keras", action="store_true",
+                   help="also copy the .keras model into the version folder (shipped model)")
     return p.parse_args(argv)
 
 
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         export_model(args.model, args.repository, name=args.name, version=args.version,
-                     data_dir=args.data_dir, images=args.images,
+                     data_dir=args.data_dir, images=args.images, with_keras=args.with_keras,
                      log=lambda line: print(line, flush=True))
     except ExportError as e:
         print(f"highway-export: error: {e}", file=sys.stderr)

@@ -35,6 +35,7 @@ def export_model(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     images: int = verify.MIN_IMAGES,
+    with_keras: bool = False,
     log=print,
 ) -> Path:
     """Convert ``keras_path``, fuse its gates, verify it and add it to the repository.
@@ -46,6 +47,7 @@ def export_model(
         version: the version folder; None picks the next free integer.
         data_dir: MNIST IDX folder for verification (see ``export.verify.resolve_data``).
         images: real test images the verification compares (at least 1,000).
+        with_keras: also copy the .keras file into the version folder.
         log: where progress lines go (``print`` by default; tests pass a no-op).
 
     Returns:
@@ -84,7 +86,7 @@ def export_model(
         report = verify.verify(onnx_path, keras_path, data_dir=data_dir, images=images,
                                keras_model=model, log=log)
         log(verify.summary(report))
-        repository.copy_run_files(keras_path, staging)
+        repository.copy_run_files(keras_path, staging, with_keras)
         repository.write_model_files(repo / name, name, layers)
         repository.commit(staging, final)
     except BaseException:

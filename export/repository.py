@@ -124,14 +124,23 @@ def write_model_files(model_dir: Path, name: str, highway_layers: Sequence[str])
         raise ExportError(f"cannot write model config in {model_dir}: {_reason(e)}") from None
 
 
-def copy_run_files(keras_path: Path, version_dir: Path) -> list[str]:
-    """Copy the training run's metrics.json and curves.png next to the model, if present."""
+def copy_run_files(keras_path: Path, version_dir: Path, with_keras: bool = False) -> list[str]:
+    """Copy the training run's metrics.json and curves.png next to the model, if present.
+
+    ``with_keras`` also copies the source model as ``model.keras``, so that the
+    version can be re-verified from the repository alone (the shipped model does).
+    """
+    sources = [(keras_path.parent / file, file) for file in RUN_FILES]
+    if with_keras:
+        sources.append((keras_path, "model.keras"))
     copied = []
-    for file in RUN_FILES:
-        source = keras_path.parent / file
-        if source.is_file():
-            shutil.copyfile(source, version_dir / file)
-            copied.append(file)
+    try:
+        for source, name in sources:
+            if source.is_file():
+                shutil.copyfile(source, version_dir / name)
+                copied.append(name)
+    except OSError as e:
+        raise ExportError(f"cannot copy run files into {version_dir}: {_reason(e)}") from None
     return copied
 
 

@@ -96,7 +96,7 @@ def test_invalid_model_name(tmp_path, capsys, tiny_keras_model):
     assert_one_line(err, "invalid model name '../escape'")
 
 
-def test_existing_version_is_kept_and_the_next_free_one_is_used(
+def test_existing_version_is_kept_and_the_next_free_one_is_used_with_its_keras_model(
         tmp_path, capsys, tiny_repository, tiny_keras_model):
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repository, repo)
@@ -105,10 +105,13 @@ def test_existing_version_is_kept_and_the_next_free_one_is_used(
                         "--version", "1")
     assert code == 1
     assert_one_line(err, f"{repo}/{TINY_MODEL_NAME}/1 already exists")
-    assert main(["--model", str(tiny_keras_model), "--repository", str(repo)]) == 0
+    assert main(["--model", str(tiny_keras_model), "--repository", str(repo),
+                 "--with-keras"]) == 0
     out = capsys.readouterr().out
     assert "fused 2 highway gates" in out and "top-1 agreement 100.00%" in out
     assert (repo / TINY_MODEL_NAME / "1" / "model.onnx").read_bytes() == original
+    assert (repo / TINY_MODEL_NAME / "2" / "model.keras").read_bytes() == (
+        tiny_keras_model.read_bytes())
     assert sorted(p.name for p in (repo / TINY_MODEL_NAME).iterdir()) == [
         "1", "2", "config.pbtxt", "labels.txt"]
 
