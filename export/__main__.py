@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from export.errors import ExportError
+from export.errors import ExportError, one_line
 from export.repository import DEFAULT_NAME
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                      data_dir=args.data_dir, images=args.images, with_keras=args.with_keras,
                      log=lambda line: print(line, flush=True))
     except ExportError as e:
-        print(f"highway-export: error: {e}", file=sys.stderr)
+        print(f"highway-export: error: {one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("highway-export: interrupted", file=sys.stderr)

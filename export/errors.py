@@ -12,3 +12,9 @@ class ExportError(Exception):
 
 class VerificationError(ExportError):
     """The exported model does not provably compute what the Keras model computes."""
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (library messages can span several)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from export import gates, parity, plots
-from export.errors import ExportError, VerificationError
+from export.errors import ExportError, VerificationError, one_line
 from export.repository import sha256
 
 TOLERANCE = 1e-5  # max |keras − onnx| allowed on probabilities and gate means
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         report = verify(args.model, args.keras, args.data_dir, args.images,
                         log=lambda line: print(line, flush=True))
     except ExportError as e:
-        print(f"export.verify: {e}", file=sys.stderr)
+        print(f"export.verify: {one_line(e)}", file=sys.stderr)
         return 1
     print(summary(report))
     return 0

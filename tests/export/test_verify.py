@@ -121,3 +121,12 @@ def test_missing_onnx_file_is_one_line(tmp_path, tiny_keras_model, capsys):
     code = verify.main([str(tmp_path / "none.onnx"), "--keras", str(tiny_keras_model)])
     assert code == 1
     assert capsys.readouterr().err == f"export.verify: ONNX model not found: {tmp_path}/none.onnx\n"
+
+
+def test_file_that_is_not_onnx_fails_in_one_line(tmp_path, tiny_keras_model, capsys):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07garbage that is no protobuf" * 10)
+    code = verify.main([str(tmp_path / "model.onnx"), "--keras", str(tiny_keras_model)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"export.verify: verification failed: cannot load {tmp_path}/model.onnx")
+    assert json.loads((tmp_path / "verification.json").read_text())["passed"] is False
