@@ -11,7 +11,7 @@ __all__ = ["export_model", "ExportError", "VerificationError"]
 from export.errors import ExportError, VerificationError
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name == "export_model":
         from export.exporter import export_model
 

@@ -12,11 +12,16 @@ import logging
 import os
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
 from export.errors import ExportError
+
+if TYPE_CHECKING:  # keras imports TensorFlow: only when the export actually runs
+    import keras
 
 OPSET = 17  # pinned: the oldest opset the contract allows, run by every ORT we ship
 INPUT_NAME = "images"
@@ -44,7 +49,7 @@ def quiet_tensorflow() -> None:
 
 
 @contextlib.contextmanager
-def _stderr_fd_muted():
+def _stderr_fd_muted() -> Iterator[None]:
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -61,7 +66,7 @@ def _stderr_fd_muted():
         os.close(devnull)
 
 
-def load_keras(path: str | os.PathLike[str]):
+def load_keras(path: str | os.PathLike[str]) -> keras.Model:
     """Load a trained zoo model, or raise ``ExportError`` saying why it cannot be used."""
     quiet_tensorflow()
     path = Path(path)
@@ -84,7 +89,7 @@ def load_keras(path: str | os.PathLike[str]):
     return model
 
 
-def check_interface(model, path: Path | str) -> None:
+def check_interface(model: keras.Model, path: Path | str) -> None:
     """Refuse models whose input or output differs from the contract (before converting)."""
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1:
@@ -102,7 +107,7 @@ def check_interface(model, path: Path | str) -> None:
         raise ExportError(f"{path}: expected one output [N, {NUM_CLASSES}], found {got}")
 
 
-def gate_model(model):
+def gate_model(model: keras.Model) -> keras.Model:
     """The two-output Keras model (``probabilities``, ``gate_activity``) sharing ``model``'s
     weights; ``ExportError`` for models the zoo's gate tracing cannot handle."""
     from training.models import with_gate_activity
@@ -113,7 +118,7 @@ def gate_model(model):
         raise ExportError(f"cannot export {model.name!r}: {e}") from None
 
 
-def to_onnx(model, opset: int = OPSET) -> onnx.ModelProto:
+def to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
     """Convert the Keras model (with its gate outputs) to ONNX with a dynamic batch."""
     quiet_tensorflow()
     import tensorflow as tf

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -36,7 +37,7 @@ def export_model(
     *,
     images: int = verify.MIN_IMAGES,
     with_keras: bool = False,
-    log=print,
+    log: Callable[[str], None] = print,
 ) -> Path:
     """Convert ``keras_path``, fuse its gates, verify it and add it to the repository.
 

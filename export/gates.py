@@ -85,8 +85,9 @@ def fuse_highway_gates(model: onnx.ModelProto, layer_names: Sequence[str]) -> in
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
         raise ExportError("the model imports no default ONNX opset")
+    ordered = _toposort([*kept, *fused], graph)  # may refuse: before anything changes
     del graph.node[:]
-    graph.node.extend(_toposort([*kept, *fused], graph))
+    graph.node.extend(ordered)
     _drop_unused(graph)
     model.functions.append(gate_function(opset))
     if not any(o.domain == DOMAIN for o in model.opset_import):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 BATCH = 500  # images per Keras call / ORT run: bounded memory for conv nets on 10k images
 
 
-def keras_outputs(model, x: np.ndarray, log) -> tuple[np.ndarray, np.ndarray]:
+def keras_outputs(model: keras.Model, x: np.ndarray,
+                  log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
     """The Keras side: the model's own probabilities, and the gate means of its gate twin.
 
     ``log`` gets a progress line every 2,000 images.

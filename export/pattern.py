@@ -45,7 +45,7 @@ class Gate:
 class _Graph:
     """Consumers, constants and inferred shapes of one graph, computed once."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto) -> None:
         graph = model.graph
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:
@@ -123,7 +123,8 @@ def _bridge(name: str, g: _Graph) -> tuple[list[onnx.NodeProto], onnx.NodeProto 
     return chain, node
 
 
-def _bridges_cancel(c: str, x: str, a: list, b: list, g: _Graph) -> bool:
+def _bridges_cancel(c: str, x: str, a: list[onnx.NodeProto], b: list[onnx.NodeProto],
+                    g: _Graph) -> bool:
     """True when B∘A leaves every element of ``c`` in place and ``x`` matches ``A(c)``."""
     start = g.shape(c)
     mid = g.shape(a[-1].output[0]) if a else start

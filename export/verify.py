@@ -17,7 +17,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -25,6 +27,9 @@ import onnx
 from export import gates, parity, plots
 from export.errors import ExportError, VerificationError, one_line
 from export.repository import sha256
+
+if TYPE_CHECKING:
+    import keras
 
 TOLERANCE = 1e-5  # max |keras − onnx| allowed on probabilities and gate means
 MIN_IMAGES = 1000  # parity needs at least this many real test images
@@ -67,7 +72,8 @@ def structure_problems(model: onnx.ModelProto, layer_names: list[str]) -> list[s
 
 def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str],
            data_dir: str | os.PathLike[str] | None = None, images: int = MIN_IMAGES,
-           keras_model=None, log=None) -> dict:
+           keras_model: keras.Model | None = None,
+           log: Callable[[str], None] | None = None) -> dict:
     """Run every check, write ``verification.json`` beside the model, return the report.
 
     ``keras_model`` saves loading ``keras_path`` again; ``log`` gets progress lines.
