@@ -15,11 +15,41 @@
 # (see `highway-serve --help`); the model repository is /models (mount a volume
 # there to serve other models).
 
-# ---------------------------------------------------------------- build stage
-FROM python:3.11-slim-bookworm AS build
+# --------------------------------------------------------- requirements stage
+# pyproject's base dependencies, with the ONNX Runtime wheel chosen by DEVICE
+# (also written into this copy of pyproject.toml, so the installed metadata says
+# what is really installed and `pip check` holds), and exact pins for every
+# package (pyproject gives ranges). A stage of its own so that edits to
+# pyproject.toml that leave the dependencies alone keep the install layer cached.
+# To refresh the pins, run `pip install --dry-run --report` with these files.
+FROM python:3.11-slim-bookworm AS requirements
 
 # cpu | gpu
 ARG DEVICE=cpu
+WORKDIR /src
+COPY pyproject.toml ./
+RUN case "$DEVICE" in \
+      cpu) ort='onnxruntime' ;; \
+      gpu) ort='onnxruntime-gpu[cuda,cudnn]' ;; \
+      *) echo "DEVICE must be cpu or gpu, not '$DEVICE'" >&2; exit 2 ;; \
+    esac \
+ && sed -E -i "s/\"onnxruntime(-gpu)?(\[[a-z,]*\])?([=<>~!])/\"${ort}\3/" pyproject.toml \
+ && python -c "import tomllib; \
+print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > requirements.txt \
+ && grep -F -q "${ort}==" requirements.txt \
+ && cat requirements.txt \
+ && printf '%s\n' \
+      numpy==2.4.6 protobuf==7.36.2 pillow==13.0.0 typing_extensions==4.16.0 \
+      flatbuffers==25.12.19 packaging==26.4 setuptools==84.2.1 wheel==0.48.0 \
+      nvidia-cuda-runtime==13.5.37 nvidia-cuda-nvrtc==13.5.37 nvidia-cublas==13.10.0.20 \
+      nvidia-cufft==12.5.0.14 nvidia-curand==10.4.5.25 nvidia-nvjitlink==13.5.37 \
+      nvidia-cudnn-cu13==9.28.1.4 \
+      > constraints.txt
+
+# ---------------------------------------------------------------- build stage
+FROM python:3.11-slim-bookworm AS build
+
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
@@ -30,36 +60,12 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/python -m pip install --quiet pip==26.3
 
 WORKDIR /src
-
-# Dependencies first (a layer that changes only with pyproject.toml): pyproject's
-# base dependencies, with the ONNX Runtime wheel chosen by DEVICE (written into
-# this stage's copy of pyproject.toml too, so the installed metadata says what is
-# really installed and `pip check` holds), every package pinned exactly by the
-# constraints below (pyproject gives ranges). To refresh the pins, run
-# `pip install --dry-run --report` with these requirements.
-COPY pyproject.toml ./
-RUN case "$DEVICE" in \
-      cpu) ort='onnxruntime' ;; \
-      gpu) ort='onnxruntime-gpu[cuda,cudnn]' ;; \
-      *) echo "DEVICE must be cpu or gpu, not '$DEVICE'" >&2; exit 2 ;; \
-    esac \
- && sed -E -i "s/\"onnxruntime(-gpu)?(\[[a-z,]*\])?([=<>~!])/\"${ort}\3/" pyproject.toml \
- && python -c "import tomllib; \
-print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /tmp/requirements.txt \
- && grep -F -q "${ort}==" /tmp/requirements.txt \
- && cat /tmp/requirements.txt \
- && printf '%s\n' \
-      numpy==2.4.6 protobuf==7.36.2 pillow==13.0.0 typing_extensions==4.16.0 \
-      flatbuffers==25.12.19 packaging==26.4 setuptools==84.2.1 wheel==0.48.0 \
-      nvidia-cuda-runtime==13.5.37 nvidia-cuda-nvrtc==13.5.37 nvidia-cublas==13.10.0.20 \
-      nvidia-cufft==12.5.0.14 nvidia-curand==10.4.5.25 nvidia-nvjitlink==13.5.37 \
-      nvidia-cudnn-cu13==9.28.1.4 \
-      > /tmp/constraints.txt \
- && /opt/venv/bin/pip install --quiet -c /tmp/constraints.txt \
-      -r /tmp/requirements.txt setuptools wheel
+# Dependencies first: this layer is rebuilt only when the requirements change.
+COPY --from=requirements /src/requirements.txt /src/constraints.txt ./
+RUN /opt/venv/bin/pip install --quiet -c constraints.txt -r requirements.txt setuptools wheel
 
 # Then the code: only the server and its protos (training/ and export/ stay out).
+COPY --from=requirements /src/pyproject.toml ./
 COPY README.md ./
 COPY protos ./protos
 COPY server ./server
