@@ -17,13 +17,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from protos.highway.v1 import classifier_pb2, classifier_pb2_grpc
-from protos.inference import grpc_service_pb2, grpc_service_pb2_grpc
+from protos.highway.v1 import classifier_pb2
+from protos.inference import grpc_service_pb2
 from server import metrics as metrics_module
 from server import repository as repository_module
 from server.batching import Batcher, BatchSettings
+from server.calls import Calls, service_handler
 from server.errors import StartupError
-from server.servicers import Calls, ClassifierServicer, InferenceServicer, Limits, Served
+from server.servicers import ClassifierServicer, InferenceServicer, Limits, Served
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ class App:
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),  # a busy port must fail, not be shared
         ])
-        classifier_pb2_grpc.add_ClassifierServicer_to_server(
-            ClassifierServicer(self.served, self.calls), self.server)
-        grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self.served, self.calls), self.server)
+        self.server.add_generic_rpc_handlers((
+            service_handler(ClassifierServicer(self.served, self.calls),
+                            classifier_pb2.DESCRIPTOR.services_by_name["Classifier"]),
+            service_handler(InferenceServicer(self.served, self.calls),
+                            grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]),
+        ))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

@@ -1,23 +1,15 @@
 """Thin RPC handlers for highway.v1 and KServe V2: decode, call, encode.
 
-Every handler runs inside :meth:`Calls.run`, the one place that counts and
-times RPCs, refuses new calls once shutdown has begun, and turns a
-:class:`ServingError` into ``context.abort`` with its status code. Unknown
-exceptions are logged with their traceback and answered INTERNAL, generically.
-No ONNX Runtime here: models are reached through the repository and batchers.
+Every handler runs inside :meth:`server.calls.Calls.run` (status codes, metrics,
+draining). No ONNX Runtime here: models are reached through the batchers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
-
-import grpc
+from typing import TYPE_CHECKING
 
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
@@ -26,6 +18,7 @@ from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from protos.inference import model_config_pb2 as mc
 from server import codecs
 from server.batching import Batcher
+from server.calls import Calls
 from server.errors import ServingError, Unavailable
 from server.metrics import Metrics
 
@@ -44,45 +37,6 @@ class Limits:
     max_request_images: int
     max_batch_size: int
     max_queue_delay_us: int
-
-
-class Calls:
-    """Counts, times and guards every RPC; tracks the ones in progress for draining."""
-
-    def __init__(self, metrics: Metrics):
-        self.metrics = metrics
-        self.ready = False
-        self.draining = False
-        self.active = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    async def run(self, method: str, context: grpc.aio.ServicerContext,
-                  handler: Callable[[], Awaitable[Any]]) -> Any:
-        start = time.perf_counter()
-        code, message = "OK", ""
-        self.active += 1
-        self.idle.clear()
-        self.metrics.inflight.inc()
-        try:
-            if self.draining:
-                raise Unavailable("the server is shutting down")
-            return await handler()
-        except ServingError as e:
-            code, message = e.code, e.message
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception:
-            log.exception("%s failed", method)
-            code, message = "INTERNAL", "internal error; the server log has the details"
-        finally:
-            self.active -= 1
-            if self.active == 0:
-                self.idle.set()
-            self.metrics.inflight.dec()
-            self.metrics.observe_request(method, code, time.perf_counter() - start)
-        await context.abort(grpc.StatusCode[code], message)
 
 
 class Served:
@@ -129,7 +83,7 @@ class ClassifierServicer(hw_grpc.ClassifierServicer):
             outputs = await self._s.classify(model, images)
             return codecs.encode_predict(model.name, model.version, outputs,
                                          request.return_gate_activity)
-        return await self._calls.run("Predict", context, handle)
+        return await self._calls.run("Predict", request, context, handle)
 
     async def GetModelInfo(self, request: hw.GetModelInfoRequest, context):  # noqa: N802
         async def handle() -> hw.GetModelInfoResponse:
@@ -147,7 +101,7 @@ class ClassifierServicer(hw_grpc.ClassifierServicer):
                 max_batch_size=self._s.limits.max_batch_size,
                 max_request_images=self._s.limits.max_request_images,
                 metadata=runtime.metadata)
-        return await self._calls.run("GetModelInfo", context, handle)
+        return await self._calls.run("GetModelInfo", request, context, handle)
 
 
 class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
@@ -163,12 +117,12 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
     async def ServerLive(self, request, context):  # noqa: N802
         async def handle():
             return kserve.ServerLiveResponse(live=True)
-        return await self._calls.run("ServerLive", context, handle)
+        return await self._calls.run("ServerLive", request, context, handle)
 
     async def ServerReady(self, request, context):  # noqa: N802
         async def handle():
             return kserve.ServerReadyResponse(ready=self._calls.ready)
-        return await self._calls.run("ServerReady", context, handle)
+        return await self._calls.run("ServerReady", request, context, handle)
 
     async def ModelReady(self, request, context):  # noqa: N802
         async def handle():
@@ -177,7 +131,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
             except ServingError:
                 return kserve.ModelReadyResponse(ready=False)
             return kserve.ModelReadyResponse(ready=self._calls.ready)
-        return await self._calls.run("ModelReady", context, handle)
+        return await self._calls.run("ModelReady", request, context, handle)
 
     async def ServerMetadata(self, request, context):  # noqa: N802
         async def handle():
@@ -187,7 +141,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
                 version = "unknown"
             return kserve.ServerMetadataResponse(name=SERVER_NAME, version=version,
                                                  extensions=["model_configuration"])
-        return await self._calls.run("ServerMetadata", context, handle)
+        return await self._calls.run("ServerMetadata", request, context, handle)
 
     async def ModelMetadata(self, request, context):  # noqa: N802
         async def handle():
@@ -200,7 +154,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
                         for t in model.runtime.inputs],
                 outputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
                          for t in model.runtime.outputs])
-        return await self._calls.run("ModelMetadata", context, handle)
+        return await self._calls.run("ModelMetadata", request, context, handle)
 
     async def ModelConfig(self, request, context):  # noqa: N802
         async def handle():
@@ -215,7 +169,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
             config.parameters["max_batch_size_per_run"].string_value = str(
                 self._s.limits.max_batch_size)
             return kserve.ModelConfigResponse(config=config)
-        return await self._calls.run("ModelConfig", context, handle)
+        return await self._calls.run("ModelConfig", request, context, handle)
 
     async def ModelInfer(self, request: kserve.ModelInferRequest, context):  # noqa: N802
         async def handle() -> kserve.ModelInferResponse:
@@ -224,4 +178,4 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
             names = codecs.requested_outputs(request, [o.name for o in model.config.output])
             outputs = await self._s.classify(model, images)
             return codecs.encode_infer(request, model.name, model.version, outputs, names)
-        return await self._calls.run("ModelInfer", context, handle)
+        return await self._calls.run("ModelInfer", request, context, handle)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
+import pytest
 
 from protos.highway.v1 import classifier_pb2 as hw
 
@@ -49,3 +51,30 @@ def test_overload_answers_resource_exhausted_then_recovers(start_server, fixture
     assert running.metric("highway_requests_total",
                           {"method": "Predict", "code": "RESOURCE_EXHAUSTED"}) == len(codes)
     assert isinstance(predict(running, images[:4]), list)  # recovered once the load went
+
+
+def test_deadline_and_cancellation_are_counted_under_their_own_codes(start_server,
+                                                                     fixture_mnist):
+    running = start_server(max_batch_size=1, max_queue=100_000)
+    many = np.concatenate([fixture_mnist.x_train, fixture_mnist.x_test])[:4096]
+    request = hw.PredictRequest(images=[im.tobytes() for im in many])
+    with pytest.raises(grpc.RpcError) as caught:
+        running.classifier.Predict(request, timeout=0.3)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    settle(running)
+    future = running.classifier.Predict.future(request, timeout=60)
+    while not running.metric("highway_inflight_requests"):
+        time.sleep(0.001)
+    assert future.cancel()  # still running: 4096 runs of one image each
+    settle(running)
+    counted = {code: running.metric("highway_requests_total", {"method": "Predict", "code": code})
+               for code in ("DEADLINE_EXCEEDED", "CANCELLED")}
+    assert counted == {"DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
+    assert running.metric("highway_batch_size_sum") < 2 * 4096  # dropped work never ran
+
+
+def settle(running, timeout: float = 30) -> None:
+    """Waits until the server has finished (and counted) every call."""
+    deadline = time.monotonic() + timeout
+    while running.metric("highway_inflight_requests") and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -155,3 +155,17 @@ def test_oversized_message_is_refused_with_resource_exhausted(start_server):
     with pytest.raises(grpc.RpcError) as caught:
         running.classifier.Predict(hw.PredictRequest(images=[ONE] * 200), timeout=10)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("method", ["/highway.v1.Classifier/Predict",
+                                    "/inference.GRPCInferenceService/ModelInfer"])
+def test_bytes_that_are_not_protobuf_get_invalid_argument_and_are_counted(server, method):
+    name = method.rsplit("/", 1)[1]
+    before = server.metric("highway_requests_total", {"method": name, "code": "INVALID_ARGUMENT"})
+    call = server.channel.unary_unary(method)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(b"\x0a\xff\xff\xff\xff\x0f", timeout=10)  # field 1 claims an absurd length
+    assert caught.value.code() == INVALID
+    assert "not a valid" in caught.value.details()
+    after = server.metric("highway_requests_total", {"method": name, "code": "INVALID_ARGUMENT"})
+    assert after == before + 1
