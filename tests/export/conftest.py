@@ -12,11 +12,13 @@ from tests.conftest import FIXTURE_MNIST, TINY_MODEL_NAME, TINY_VERSION
 
 @pytest.fixture(scope="session")
 def small_mnist(fixture_mnist):
-    """1,200 training images (1,000 fit + 200 select): enough for a 1-epoch smoke model."""
+    """1,200 training images (1,000 fit + 200 select) and 1,000 test images: enough for a
+    1-epoch smoke model (the export's verification reads its own 1,000 from the folder)."""
     from training.data import Mnist
 
     m = fixture_mnist
-    return Mnist(m.x_train[:1200], m.y_train[:1200], m.x_test, m.y_test, source=m.source)
+    return Mnist(m.x_train[:1200], m.y_train[:1200], m.x_test[:1000], m.y_test[:1000],
+                 source=m.source)
 
 
 @pytest.fixture(scope="session")
