@@ -6,5 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/venv.sh "train,dev"
 echo "==> ruff"
 .venv/bin/ruff check training export server protos tests
+echo "==> hadolint"
+.venv/bin/hadolint Dockerfile
 echo "==> pytest"
 .venv/bin/python -m pytest "$@"
