@@ -33,12 +33,12 @@ class DepthConfig:
     kinds: tuple[str, ...] = KINDS  # plain and/or highway
     lrs: tuple[float, ...] = (0.01, 0.03, 0.1)  # initial SGD learning rates searched per config
     seeds: tuple[int, ...] = (0,)  # seeds per learning rate
-    epochs: int = 15  # passes over the fitting images, every run
+    epochs: int = 10  # passes over the fitting images, every run
     batch_size: int = 128  # images per SGD step, every run
     momentum: float = 0.9  # SGD momentum (the paper's optimiser)
     lr_decay: float = 0.9  # learning-rate factor per epoch (exponential decay)
     val_size: int = 5000  # last training images held out, as training does (not fitted)
-    train_size: int | None = None  # use only the first N fitting images; None: all of them
+    train_size: int | None = 10000  # fit on the first N fitting images; None: all 55,000
     keep_depth: int = 50  # the highway depth whose best model is saved for the gate analysis
 
     def validate(self) -> None:
@@ -50,6 +50,8 @@ class DepthConfig:
             raise ValueError(f"--kinds must be plain and/or highway, got {list(self.kinds)}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(f"--train-size must be positive (0: all), got {self.train_size}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be positive")
         if "highway" in self.kinds and self.keep_depth not in self.depths:

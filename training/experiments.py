@@ -40,7 +40,7 @@ class Settings:
 
 # Smoke-test sizes: the same code paths in seconds; on the 3,000-image fixture.
 QUICK_DEPTH = dict(depths=(3, 6), lrs=(0.05,), seeds=(0,), epochs=2, batch_size=64,
-                   val_size=500, keep_depth=6)
+                   val_size=500, train_size=None, keep_depth=6)
 
 
 def parse_args(argv: list[str] | None = None):
@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--kinds", nargs="+", help="depth: plain and/or highway (default both)")
     p.add_argument("--epochs", type=int, help="depth: epochs per run")
     p.add_argument("--batch-size", type=int, help="depth: images per step")
-    p.add_argument("--train-size", type=int, help="depth: fit on the first N training images")
+    p.add_argument("--train-size", type=int,
+                   help="depth: fit on the first N training images (default 10000; 0: all)")
     p.add_argument("--keep-depth", type=int, help="depth: highway depth kept for gates/lesion")
     p.add_argument("--resume", action="store_true",
                    help="depth: reuse the runs in OUT/depth_runs.json made with the same budget")
@@ -71,6 +72,8 @@ def parse_args(argv: list[str] | None = None):
                  "train_size": args.train_size, "keep_depth": args.keep_depth}
     depth = replace(depth, **{k: tuple(v) if isinstance(v, list) else v
                               for k, v in overrides.items() if v is not None})
+    if depth.train_size == 0:
+        depth = replace(depth, train_size=None)
     settings = Settings(command=args.command, out=Path(args.out), data_dir=args.data_dir,
                         quick=args.quick, model=Path(args.model) if args.model else None,
                         example=args.example, resume=args.resume,

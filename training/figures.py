@@ -57,8 +57,11 @@ def gates(report: dict, path: Path) -> None:
     mean_t = np.array(report["mean_gate_units"])
     example = report["example"]
     fig, axes = plt.subplots(1, 5, figsize=(22, 4.6))
-    _heatmap(axes[0], bias, "transform gate biases $b_T$", "RdBu_r",
-             vmin=-np.abs(bias).max(), vmax=np.abs(bias).max())
+    # Centred on the initial value: what training changed, which is small here.
+    init = report["gate_bias_init"]
+    spread = max(float(np.abs(bias - init).max()), 1e-3)
+    _heatmap(axes[0], bias, f"transform gate biases $b_T$\n(centred on the initial {init:g})",
+             "RdBu_r", vmin=init - spread, vmax=init + spread)
     _heatmap(axes[1], mean_t, "mean transform gate output\n(test set)", "viridis", 0, 1)
     _heatmap(axes[2], np.array(example["gate"]),
              f"transform gate outputs\n(one test image, a {example['label']})", "viridis", 0, 1)
