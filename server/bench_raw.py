@@ -27,6 +27,10 @@ class RawResult:
     """Images/s of each slice, in the order measured."""
     latencies: list[float] = field(default_factory=list)
     """Seconds per ``run`` call, every call of every slice."""
+    cpu_s: float = 0.0
+    """Process CPU seconds (all threads) spent in the slices."""
+    images: int = 0
+    """Images run in the slices."""
 
     @property
     def median_ips(self) -> float:
@@ -42,6 +46,7 @@ class RawResult:
                 "min_images_per_s": min(self.slices_ips, default=0.0),
                 "max_images_per_s": max(self.slices_ips, default=0.0),
                 "p50_ms": self.p50_ms,
+                "cpu_us_per_image": self.cpu_s * 1e6 / self.images if self.images else None,
                 "p90_ms": float(np.percentile(self.latencies, 90) * 1e3) if self.latencies
                 else 0.0,
                 "slices_images_per_s": [round(x, 1) for x in self.slices_ips]}
@@ -65,6 +70,7 @@ class RawBench:
         run = self.session.run
         result = self.results[batch]
         calls = 0
+        cpu = time.process_time()
         begin = time.perf_counter()
         stop = begin + seconds
         now = begin
@@ -75,6 +81,8 @@ class RawBench:
             now = t
             calls += 1
         result.slices_ips.append(calls * batch / (now - begin))
+        result.cpu_s += time.process_time() - cpu
+        result.images += calls * batch
 
     def measure(self, seconds_per_batch: float, slices: int, log=print) -> None:
         """Warms each batch size, then measures it in ``slices`` slices (interleaved)."""

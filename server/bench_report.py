@@ -71,10 +71,12 @@ def table(result: dict) -> str:
     m = result["machine"]
     lines = [f"# {result['date']} · {m['cpu']} · {m['cores']} cores · ORT {m['onnxruntime']} "
              f"({result['provider']}) · load avg before {result['load_average_before'][0]:.1f}",
-             "", "| raw ORT batch | images/s (median) | min–max | p50 ms |", "|---|---|---|---|"]
+             "", "| raw ORT batch | images/s (median) | min–max | p50 ms | CPU µs/img |",
+             "|---|---|---|---|---|"]
     for b, r in result["raw"].items():
         lines.append(f"| {b} | {r['median_images_per_s']:,.0f} | {r['min_images_per_s']:,.0f}"
-                     f"–{r['max_images_per_s']:,.0f} | {r['p50_ms']:.3f} |")
+                     f"–{r['max_images_per_s']:,.0f} | {r['p50_ms']:.3f} | "
+                     f"{_f(r.get('cpu_us_per_image'), '.0f')} |")
     lines += ["", "| server | API | images/req | c | × best raw | × raw same batch | images/s "
               "| p50 ms | p90 ms | p99 ms | errors | server CPU µs/img | client CPU µs/img |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
