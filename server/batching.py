@@ -43,6 +43,25 @@ class BatchSettings:
     """Most queued (not yet running) request parts; past it: Overloaded."""
 
 
+class RunStats:
+    """Cumulative counters behind Triton's ModelStatistics RPC (nanoseconds)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.executions = 0
+        self.queue = [0, 0]  # [count, ns] per request part
+        self.infer = [0, 0]  # [count, ns] per request part, its run's duration
+        self.success = [0, 0]  # [count, ns] per request, time in the batcher
+        self.fail = [0, 0]
+        self.images = 0
+        self.last_ms = 0
+
+    def add(self, pair: list[int], seconds: float, count: int = 1) -> None:
+        with self.lock:
+            pair[0] += count
+            pair[1] += int(seconds * 1e9) * count
+
+
 class _Item:
     __slots__ = ("images", "future", "loop", "enqueued")
 
@@ -75,11 +94,25 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self.stats = RunStats()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
     async def infer(self, images: np.ndarray) -> Outputs:
         """Classifies ``images`` [N, ...] (N ≥ 1), split into runs of at most max_batch_size."""
+        start = time.perf_counter()
+        try:
+            outputs = await self._infer(images)
+        except BaseException:
+            self.stats.add(self.stats.fail, time.perf_counter() - start)
+            raise
+        self.stats.add(self.stats.success, time.perf_counter() - start)
+        with self.stats.lock:
+            self.stats.images += len(images)
+            self.stats.last_ms = int(time.time() * 1000)
+        return outputs
+
+    async def _infer(self, images: np.ndarray) -> Outputs:
         step = self._settings.max_batch_size
         loop = asyncio.get_running_loop()
         items = [_Item(images[i:i + step], loop.create_future(), loop)
@@ -144,8 +177,9 @@ class Batcher:
             if not batch:
                 continue
             started = time.perf_counter()
-            if self._metrics is not None:
-                for item in batch:
+            for item in batch:
+                self.stats.add(self.stats.queue, started - item.enqueued)
+                if self._metrics is not None:
                     self._metrics.queue_duration.observe(started - item.enqueued)
             try:
                 pairs = self._run(batch)
@@ -169,8 +203,12 @@ class Batcher:
                   else np.concatenate([item.images for item in batch]))
         t0 = time.perf_counter()
         outputs = self._model(images)
+        elapsed = time.perf_counter() - t0
+        self.stats.add(self.stats.infer, elapsed, len(batch))
+        with self.stats.lock:
+            self.stats.executions += 1
         if self._metrics is not None:
-            self._metrics.inference_duration.observe(time.perf_counter() - t0)
+            self._metrics.inference_duration.observe(elapsed)
             self._metrics.batch_size.observe(len(images))
         pairs: list[tuple[asyncio.Future, Outputs | None, None]] = []
         offset = 0

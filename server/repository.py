@@ -139,5 +139,6 @@ def load(root: Path, device: str = "auto", intra_op_threads: int = 0) -> Reposit
             models[model_dir.name][v] = loaded
             log.info("loaded %s version %d on %s", model_dir.name, v, loaded.runtime.provider)
     if not models:
-        raise ModelLoadError(f"model repository {root} holds no models")
+        raise ModelLoadError(f"model repository {root} holds no models (see README: making a model "
+                             "repository)")
     return Repository(root, models)

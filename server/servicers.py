@@ -17,7 +17,7 @@ from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from protos.inference import model_config_pb2 as mc
 from server import codecs
-from server.batching import Batcher
+from server.batching import Batcher, RunStats
 from server.calls import Calls
 from server.errors import ServingError, Unavailable
 from server.metrics import Metrics
@@ -61,6 +61,12 @@ class Served:
         """Every loaded version of a (loaded) model, ascending."""
         assert self.repository is not None
         return sorted(self.repository.models[name])
+
+    def all(self) -> list[ModelVersion]:
+        """Every loaded model version."""
+        if self.repository is None:
+            raise Unavailable("the model is still loading")
+        return self.repository.all()
 
     async def classify(self, model: ModelVersion, images) -> dict:
         outputs = await self.batchers[(model.name, model.version)].infer(images)
@@ -171,6 +177,19 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
             return kserve.ModelConfigResponse(config=config)
         return await self._calls.run("ModelConfig", request, context, handle)
 
+    async def ModelStatistics(self, request, context):  # noqa: N802
+        async def handle():
+            if request.name:
+                models = [self._model(request.name, request.version)]
+                if not request.version:
+                    models = [self._s.get(request.name, v) for v in self._s.versions(request.name)]
+            else:
+                models = self._s.all()
+            return kserve.ModelStatisticsResponse(model_stats=[
+                statistics(m.name, m.version, self._s.batchers[(m.name, m.version)].stats)
+                for m in models])
+        return await self._calls.run("ModelStatistics", request, context, handle)
+
     async def ModelInfer(self, request: kserve.ModelInferRequest, context):  # noqa: N802
         async def handle() -> kserve.ModelInferResponse:
             model = self._model(request.model_name, request.model_version)
@@ -179,3 +198,17 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
             outputs = await self._s.classify(model, images)
             return codecs.encode_infer(request, model.name, model.version, outputs, names)
         return await self._calls.run("ModelInfer", request, context, handle)
+
+
+def statistics(name: str, version: int, stats: RunStats) -> kserve.ModelStatistics:
+    """Triton's ModelStatistics message from a batcher's counters."""
+    def duration(pair: list[int]) -> kserve.StatisticDuration:
+        return kserve.StatisticDuration(count=pair[0], ns=pair[1])
+
+    with stats.lock:
+        return kserve.ModelStatistics(
+            name=name, version=str(version), last_inference=stats.last_ms,
+            inference_count=stats.images, execution_count=stats.executions,
+            inference_stats=kserve.InferStatistics(
+                success=duration(stats.success), fail=duration(stats.fail),
+                queue=duration(stats.queue), compute_infer=duration(stats.infer)))

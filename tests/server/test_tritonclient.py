@@ -27,6 +27,7 @@ inp = tc.InferInput("images", list(images.shape), "UINT8")
 inp.set_data_from_numpy(images)
 out = [tc.InferRequestedOutput("probabilities"), tc.InferRequestedOutput("gate_activity")]
 result = client.infer("highway_mnist", [inp], outputs=out, request_id="t1")
+stats = client.get_inference_statistics("highway_mnist", as_json=True)["model_stats"]
 print(json.dumps({
     "live": client.is_server_live(), "ready": client.is_server_ready(),
     "model_ready": client.is_model_ready("highway_mnist"),
@@ -36,6 +37,8 @@ print(json.dumps({
     "probabilities": result.as_numpy("probabilities").tolist(),
     "gates_shape": list(result.as_numpy("gate_activity").shape),
     "id": result.get_response().id,
+    "stats": [(s["version"], s["inference_count"], s["inference_stats"]["success"]["count"])
+              for s in stats],
 }))
 """
 
@@ -51,6 +54,7 @@ def test_tritonclient_metadata_config_and_infer(shared_server, tiny_repository, 
     assert got["inputs"] == [{"name": "images", "datatype": "UINT8", "shape": ["-1", "28", "28"]}]
     assert got["max_batch_size"] == shared_server.app.settings.max_request_images
     assert got["dynamic"] and got["id"] == "t1" and got["gates_shape"] == [16, 2]
+    assert got["stats"] == [["1", "16", "1"]]  # this module's server saw this one request
     session = ort.InferenceSession(str(tiny_repository / "highway_mnist" / "1" / "model.onnx"),
                                    providers=["CPUExecutionProvider"])
     (expected,) = session.run(["probabilities"], {"images": images})
