@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
@@ -33,6 +34,18 @@ def serve(*args: str, log=subprocess.PIPE, **env: str) -> subprocess.Popen:
     environ = {**os.environ, "HIGHWAY_HOST": "127.0.0.1", "HIGHWAY_METRICS_PORT": "-1", **env}
     return subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT, env=environ,
                             stdout=log, stderr=log, text=True)
+
+
+def wait_serving(channel: grpc.Channel, timeout: float = 120) -> None:
+    """Waits for grpc.health.v1 SERVING: the port opens before the model is loaded."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=10, wait_for_ready=True)
+        if answer.status == health_pb2.HealthCheckResponse.SERVING:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the server never reported SERVING")
 
 
 def inflight(metrics_port: int) -> float:
@@ -91,8 +104,8 @@ def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(tiny_repository
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=60)
+        wait_serving(channel)
         stub = hw_grpc.ClassifierStub(channel)
-        stub.Predict(hw.PredictRequest(images=[bytes(784)]), timeout=60, wait_for_ready=True)
         images = [im.tobytes() for im in fixture_mnist.x_train[:3000]]
         with ThreadPoolExecutor(4) as pool:
             calls = [pool.submit(stub.Predict, hw.PredictRequest(images=images), timeout=120)
