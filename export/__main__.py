@@ -32,9 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from export.convert import quiet_tensorflow
-
-    quiet_tensorflow()  # before TensorFlow is first imported
+    # TensorFlow is imported (quietly) only once a model file is there to load, so that
+    # mistakes in the arguments are answered at once.
     from export.exporter import export_model
 
     try:

@@ -68,7 +68,6 @@ def _stderr_fd_muted() -> Iterator[None]:
 
 def load_keras(path: str | os.PathLike[str]) -> keras.Model:
     """Load a trained zoo model, or raise ``ExportError`` saying why it cannot be used."""
-    quiet_tensorflow()
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"model file not found: {path}")
@@ -76,6 +75,7 @@ def load_keras(path: str | os.PathLike[str]) -> keras.Model:
         raise ExportError(f"model file not readable: {path}")
     if not zipfile.is_zipfile(path):
         raise ExportError(f"not a Keras model file (expected a .keras archive): {path}")
+    quiet_tensorflow()
     import keras
 
     import training.layers  # noqa: F401  (registers the highway layers for deserialisation)

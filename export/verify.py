@@ -218,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=MIN_IMAGES,
                    help=f"test images to compare (at least {MIN_IMAGES})")
     args = p.parse_args(argv)
-    from export.convert import quiet_tensorflow
-
-    quiet_tensorflow()
     try:
         report = verify(args.model, args.keras, args.data_dir, args.images,
                         log=lambda line: print(line, flush=True))
