@@ -127,7 +127,12 @@ class Batcher:
             self._cond.notify()
         if len(items) == 1:
             return await items[0].future
-        parts = await asyncio.gather(*(item.future for item in items))
+        try:
+            parts = await asyncio.gather(*(item.future for item in items))
+        except BaseException:
+            for item in items:  # one part failed: drop the others' queued work
+                item.future.cancel()
+            raise
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def queued(self) -> int:
