@@ -7,18 +7,16 @@ float32 [-1, L]. The gate pass (``export.gates``) runs afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import onnx
 
 from export.errors import ExportError
+from training.quiet import import_tensorflow
 
 if TYPE_CHECKING:  # keras imports TensorFlow: only when the export actually runs
     import keras
@@ -31,39 +29,9 @@ NUM_CLASSES = 10
 
 
 def quiet_tensorflow() -> None:
-    """Import TensorFlow without its C++ start-up chatter; quiet tf2onnx's INFO lines.
-
-    TensorFlow 2.21 writes oneDNN/CUDA notes to the stderr *file descriptor*
-    before its logging is set up (TF_CPP_MIN_LOG_LEVEL does not reach them), and
-    probes CUDA on first use. Both happen here, with fd 2 pointed at /dev/null;
-    Python-level errors still surface, as exceptions, after it is restored.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow without its C++ start-up chatter; quiet tf2onnx's INFO lines."""
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    if "tensorflow" in sys.modules:
-        return
-    with _stderr_fd_muted():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-
-
-@contextlib.contextmanager
-def _stderr_fd_muted() -> Iterator[None]:
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): just import
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    import_tensorflow()
 
 
 def load_keras(path: str | os.PathLike[str]) -> keras.Model:

@@ -17,9 +17,13 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def _stderr_captured() -> Iterator[IO[bytes]]:
-    sys.stderr.flush()
-    saved = os.dup(2)
+def _stderr_captured() -> Iterator[IO[bytes] | None]:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to park
+        yield None
+        return
     with tempfile.TemporaryFile(mode="w+b") as sink:
         os.dup2(sink.fileno(), 2)
         try:
@@ -31,15 +35,18 @@ def _stderr_captured() -> Iterator[IO[bytes]]:
 
 
 def import_tensorflow():
-    """Import TensorFlow quietly and return the module."""
+    """Import TensorFlow quietly (once) and return the module."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     with _stderr_captured() as sink:
         try:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # loads the device plugins now, quietly
         except BaseException:
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
+            if sink is not None:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
             raise
     return tf
