@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +74,8 @@ class BenchSettings:
     """Extra flags for ``python -m server`` (e.g. --max-queue-delay-us 0)."""
     out: Path | None = None
     """JSON result file (a PNG is written beside it)."""
+    profile_dir: Path | None = None
+    """Folder for py-spy flame graphs of the real server, one per scenario (needs py-spy)."""
 
 
 QUICK = dict(loads=((1, 2), (8, 2)), raw_batches=(1, 8), raw_seconds=0.4, warmup_s=0.1,
@@ -112,14 +116,49 @@ def _scenarios(s: BenchSettings) -> list[Scenario]:
     return [Scenario(api, images, c) for images, c in s.loads for api in s.apis]
 
 
+class _Profiler:
+    """The server's CPU seconds over one measuring window, and a py-spy flame graph of it
+    (when a folder is given and py-spy is installed)."""
+
+    def __init__(self, folder: Path | None, server: ServerProcess, sc: Scenario, seconds: float):
+        self.server = server
+        self.cpu: list[float | None] = []
+        self.proc: subprocess.Popen | None = None
+        self.command: list[str] | None = None
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if folder is None or not Path(spy).exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"{sc.api}-{sc.images}img-c{sc.concurrency}.svg"
+        self.command = [spy, "record", "--pid", str(server.proc.pid), "--duration",
+                        str(max(1, int(seconds))), "--rate", "200", "--nonblocking",
+                        "--threads", "-o", str(out)]
+
+    def start(self) -> None:
+        self.cpu.append(self.server.cpu_seconds())
+        if self.command is not None:
+            self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.cpu.append(self.server.cpu_seconds())
+
+    def wait(self) -> tuple[float | None, float | None]:
+        """Waits for py-spy; returns the server's CPU seconds at window start and end."""
+        if self.proc is not None and self.proc.wait(60) != 0:
+            log.info("py-spy failed (exit %s)", self.proc.returncode)
+        return self.cpu[0], self.cpu[1]
+
+
 def _drive(name: str, server: ServerProcess, pool: ClientPool, s: BenchSettings,
            images: np.ndarray) -> list[dict]:
     rows = []
     for sc in _scenarios(s):
         payload = request_bytes(sc.api, s.model, images[:sc.images])
-        cpu0 = server.cpu_seconds()
-        result, window = pool.run(server.target, sc, payload, s.warmup_s, s.duration_s)
-        cpu1 = server.cpu_seconds()
+        spy = _Profiler(s.profile_dir if name == "real" else None, server, sc, s.duration_s)
+        result, window = pool.run(server.target, sc, payload, s.warmup_s, s.duration_s,
+                                  on_start=spy.start, on_end=spy.stop)
+        cpu0, cpu1 = spy.wait()
         done = len(result.latencies)
         ips = done * sc.images / window
         row = {"server": name, "api": sc.api, "images": sc.images, "concurrency": sc.concurrency,
@@ -174,6 +213,8 @@ def run(s: BenchSettings) -> dict:
         "load_average_after": os.getloadavg(), "model": str(model_path),
         "model_bytes": model_path.stat().st_size, "provider": raw.provider,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items()},
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MALLOC_ARENA_MAX")
+                if k in os.environ},
         "raw": {str(b): r.summary() for b, r in raw.results.items()},
         "runs": rows, "server_exit_codes": exits,
     }
@@ -211,6 +252,8 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     p.add_argument("--server-arg", action="append", default=[],
                    help="extra flag for python -m server (repeatable, e.g. "
                         "--server-arg=--max-queue-delay-us=0)")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="record a py-spy flame graph of the real server per scenario into DIR")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (PNG beside it)")
     a = p.parse_args(argv)
@@ -222,7 +265,7 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     s = replace(d, repository=a.repository, model=a.model, device=a.device,
                 intra_op_threads=a.intra_op_threads, apis=apis,
                 client_processes=a.client_processes, naive=not a.no_naive,
-                server_args=tuple(a.server_arg), out=a.out)
+                server_args=tuple(a.server_arg), out=a.out, profile_dir=a.profile)
     if a.quick:
         s = replace(s, **QUICK)
     overrides = {"loads": a.loads, "duration_s": a.duration, "warmup_s": a.warmup,

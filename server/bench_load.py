@@ -18,6 +18,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -116,12 +117,19 @@ async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
         call = channel.unary_unary(METHODS[scenario.api])  # bytes in, bytes out
         await asyncio.wait_for(channel.channel_ready(), timeout=30)
         await asyncio.sleep(max(0.0, warm_start - time.perf_counter()))
-        cpu0 = time.process_time()
-        await asyncio.gather(*(_client(call, payload, scenario.api, scenario.images, start,
+        await asyncio.gather(_cpu_in_window(start, end, result),
+                             *(_client(call, payload, scenario.api, scenario.images, start,
                                        end, result, timeout=end - warm_start + 30)
                                for _ in range(clients)))
-        result.cpu_s = time.process_time() - cpu0
     return result
+
+
+async def _cpu_in_window(start: float, end: float, result: ClientResult) -> None:
+    """This process's CPU seconds between ``start`` and ``end`` (the measuring window)."""
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    cpu0 = time.process_time()
+    await asyncio.sleep(max(0.0, end - time.perf_counter()))
+    result.cpu_s = time.process_time() - cpu0
 
 
 def _worker(conn, seed: int) -> None:
@@ -162,8 +170,13 @@ class ClientPool:
                 raise RuntimeError("a client worker process did not start")
 
     def run(self, target: str, scenario: Scenario, payload: bytes, warmup_s: float,
-            duration_s: float) -> tuple[ClientResult, float]:
-        """Runs one scenario on every worker; returns the merged result and the window length."""
+            duration_s: float, on_start: Callable[[], None] | None = None,
+            on_end: Callable[[], None] | None = None) -> tuple[ClientResult, float]:
+        """Runs one scenario on every worker; returns the merged result and the window length.
+
+        ``on_start`` and ``on_end`` are called in this process as the measuring window
+        opens and closes (to read the server's CPU time, start a profiler...).
+        """
         shares = [scenario.concurrency // len(self._conns)] * len(self._conns)
         for i in range(scenario.concurrency % len(self._conns)):
             shares[i] += 1
@@ -173,6 +186,10 @@ class ClientPool:
         end = start + duration_s
         for conn, clients in zip(self._conns, shares, strict=True):
             conn.send((target, scenario, payload, clients, warm_start, start, end))
+        for at, hook in ((start, on_start), (end, on_end)):
+            if hook is not None:
+                time.sleep(max(0.0, at - time.perf_counter()))
+                hook()
         merged = ClientResult()
         for conn in self._conns:
             part = conn.recv()
