@@ -145,8 +145,7 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
 def save_without_optimizer(model: keras.Model, path: Path) -> None:
     """Save an uncompiled copy: the .keras format keeps the SGD momentum state otherwise,
     doubling the size of a file that is committed."""
-    bare = keras.models.clone_model(model)
-    bare.set_weights(model.get_weights())
+    bare = keras.Model(model.inputs, model.outputs, name=model.name)  # same layers, uncompiled
     bare.save(path)
 
 
