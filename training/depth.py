@@ -218,7 +218,10 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
             "runs_per_config": [min(counts), max(counts)],
             "wall_seconds": round(time.perf_counter() - start, 1),
             "train_seconds_total": round(sum(r["seconds"] for r in runs), 1),
-            "data": data.source, "images": runs[0]["images"] if runs else 0}
+            # The folder's name only: the JSON is committed, machine paths stay out of it.
+            "data": f"{Path(data.source).name}: {len(data.x_train):,} training, "
+                    f"{len(data.x_test):,} test images",
+            "images": runs[0]["images"] if runs else 0}
 
 
 def curves_by_config(report: dict) -> dict[tuple[str, int], list[float | None]]:
