@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import logging
+import os
 import signal
 import sys
 
@@ -31,7 +32,13 @@ async def serve(settings: Settings) -> None:
         raise
     await stop.wait()
     log.info("signal received: draining")
-    await app.stop()
+    await app.stop(close_transport=False)
+    # Every accepted call is answered. Exit now, before grpcio's own shutdown can
+    # answer calls still arriving with CANCELLED instead of UNAVAILABLE.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,8 +105,14 @@ class App:
         log.info("serving gRPC on %s:%d, metrics on %s", s.host, self.port,
                  f"port {self.metrics_port}" if self.metrics_port is not None else "no port")
 
-    async def stop(self) -> None:
-        """Graceful: refuse new calls, finish accepted ones (grace period), stop."""
+    async def stop(self, close_transport: bool = True) -> None:
+        """Graceful: refuse new calls, finish accepted ones (grace period), stop.
+
+        ``close_transport=False`` leaves the gRPC server's connections to the
+        process's exit: grpcio's ``stop()`` answers CANCELLED to calls that
+        reached the server but not yet a handler (grpc/grpc#41785), whereas
+        connections closed by the exit give their clients UNAVAILABLE.
+        """
         self.calls.draining = True
         self.calls.ready = False
         await self.health.enter_graceful_shutdown()
@@ -117,7 +123,7 @@ class App:
             await asyncio.wait_for(self.calls.idle.wait(), self.settings.grace_period_s)
         except TimeoutError:
             log.warning("grace period over with %d request(s) unfinished", self.calls.active)
-        if self.server is not None:
+        if self.server is not None and close_transport:
             await self.server.stop(0.5)
         for batcher in self.served.batchers.values():
             batcher.close(timeout=5)

@@ -76,7 +76,9 @@ def test_deadline_and_cancellation_are_counted_under_their_own_codes(start_serve
     assert counted("DEADLINE_EXCEEDED") >= 1
     cancelled = sum(b.cancel() for b in blockers)  # True: still running when cancelled
     settle(running)
-    assert cancelled >= 1 and counted("CANCELLED") == cancelled
+    # A blocker whose answer was already on its way when the client cancelled is
+    # counted OK by the server: cancellation races the end of the call.
+    assert cancelled >= 1 and 1 <= counted("CANCELLED") <= cancelled
     assert running.metric("highway_batch_size_sum") < 3 * 4096  # dropped work never ran
 
 
