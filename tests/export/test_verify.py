@@ -42,7 +42,9 @@ def report_of(onnx_path) -> dict:
 
 
 def test_standalone_verification_passes_and_rewrites_the_report(tiny_onnx, tiny_keras_model,
-                                                                capsys):
+                                                                capsys, monkeypatch):
+    # Without --data-dir and $HIGHWAY_DATA_DIR (CI sets it) the fixture is the default.
+    monkeypatch.delenv("HIGHWAY_DATA_DIR", raising=False)
     (tiny_onnx.parent / "verification.json").unlink()
     assert verify.main([str(tiny_onnx), "--keras", str(tiny_keras_model)]) == 0
     assert "top-1 agreement 100.00%" in capsys.readouterr().out
