@@ -23,4 +23,5 @@ spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 echo "==> installing $spec into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
+# PYTHONWARNINGS: setuptools' note that an editable install is editable is not for users.
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
