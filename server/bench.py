@@ -90,6 +90,15 @@ def _model_file(repository: Path, model: str) -> Path:
     return max(versions, key=lambda p: int(p.name)) / "model.onnx"
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when under it (results carry no
+    machine paths), else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _images(n: int) -> np.ndarray:
     """Deterministic digit-like test images (MNIST statistics: mostly black, bright strokes)."""
     rng = np.random.default_rng(0)
@@ -129,10 +138,11 @@ class _Profiler:
         if folder is None or not Path(spy).exists():
             return
         folder.mkdir(parents=True, exist_ok=True)
-        out = folder / f"{sc.api}-{sc.images}img-c{sc.concurrency}.svg"
+        self.out = folder / f"{sc.api}-{sc.images}img-c{sc.concurrency}.svg"
+        self.spy = spy
         self.command = [spy, "record", "--pid", str(server.proc.pid), "--duration",
                         str(max(1, int(seconds))), "--rate", "200", "--nonblocking",
-                        "--threads", "-o", str(out)]
+                        "--threads", "-o", str(self.out)]
 
     def start(self) -> None:
         self.cpu.append(self.server.cpu_seconds())
@@ -145,8 +155,11 @@ class _Profiler:
 
     def wait(self) -> tuple[float | None, float | None]:
         """Waits for py-spy; returns the server's CPU seconds at window start and end."""
-        if self.proc is not None and self.proc.wait(60) != 0:
-            log.info("py-spy failed (exit %s)", self.proc.returncode)
+        if self.proc is not None:
+            if self.proc.wait(60) != 0:
+                log.info("py-spy failed (exit %s)", self.proc.returncode)
+            elif self.out.exists():  # the title names the command: no machine paths in it
+                self.out.write_text(self.out.read_text().replace(self.spy, "py-spy"))
         return self.cpu[0], self.cpu[1]
 
 
@@ -210,9 +223,9 @@ def run(s: BenchSettings) -> dict:
         raw.close()
     result = {
         "date": started, "machine": _machine(), "load_average_before": load_before,
-        "load_average_after": os.getloadavg(), "model": str(model_path),
+        "load_average_after": os.getloadavg(), "model": _shown(model_path),
         "model_bytes": model_path.stat().st_size, "provider": raw.provider,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(s).items()},
+        "settings": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in asdict(s).items()},
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MALLOC_ARENA_MAX")
                 if k in os.environ},
         "raw": {str(b): r.summary() for b, r in raw.results.items()},
