@@ -46,7 +46,7 @@ def test_queue_bound_gives_fast_resource_exhausted_flat_memory_and_recovery(tiny
     payload = infer_bytes(IMAGES)
     with running_server(tiny_repository, "--max-queue", "8",
                         log=tmp_path / "server.log") as server:
-        outcomes = _flood(server, payload, rounds=4)  # warms the allocator and thread pools
+        outcomes = _flood(server, payload, rounds=8)  # warms the allocator and thread pools
         rss = []
         for _ in range(6):
             outcomes += _flood(server, payload, rounds=2)
@@ -74,6 +74,7 @@ def test_queue_bound_gives_fast_resource_exhausted_flat_memory_and_recovery(tiny
     # Refusal does not wait for the model: inside the server it is far quicker than
     # serving (client-side times mostly measure this one client process's GIL).
     assert refused_mean < served_mean / 5
-    # RSS wanders with the allocator's high-water mark (tens of MB up and down); a
-    # leak shows as a steady climb, so compare the medians of the first and last three.
-    assert statistics.median(rss[3:]) - statistics.median(rss[:3]) < 30
+    # RSS wanders with the allocator's high-water mark (tens of MB up and down, the
+    # first floods raising it); a leak shows as a steady climb, so compare the medians
+    # of the first and last three, with the soak's bound.
+    assert statistics.median(rss[3:]) - statistics.median(rss[:3]) < 50
