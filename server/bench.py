@@ -221,6 +221,7 @@ def run(s: BenchSettings) -> dict:
     finally:
         exits = {name: server.stop() for name, server in servers.items()}
         raw.close()
+    shutil.rmtree(logs, ignore_errors=True)  # server logs are kept only when the run failed
     result = {
         "date": started, "machine": _machine(), "load_average_before": load_before,
         "load_average_after": os.getloadavg(), "model": _shown(model_path),
