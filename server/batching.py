@@ -120,7 +120,9 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise Unavailable("the server is shutting down")
-            if len(self._queue) >= self._settings.max_queue:
+            # The bound counts request parts; a request larger than the whole bound
+            # is still taken when nothing else waits, so it is never refused forever.
+            if self._queue and len(self._queue) + len(items) > self._settings.max_queue:
                 raise Overloaded(f"the request queue is full ({self._settings.max_queue} waiting);"
                                  " retry later")
             self._queue.extend(items)

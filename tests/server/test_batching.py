@@ -128,6 +128,27 @@ def test_full_queue_answers_overloaded_and_recovers_when_it_drains():
     assert int(out["sum"][0]) == 20
 
 
+def test_queue_bound_counts_every_part_of_a_split_request():
+    model = RecordingModel()
+    batcher = Batcher(model, BatchSettings(max_batch_size=1, max_queue_delay_us=0, max_queue=4))
+    model.gate.clear()
+
+    async def go():
+        first = asyncio.create_task(batcher.infer(batch(0)))
+        await asyncio.to_thread(model.entered.wait, 5)  # in the model: the queue is empty
+        queued = asyncio.create_task(batcher.infer(batch(1)))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded, match="queue is full"):
+            await batcher.infer(batch(2, n=10))  # 10 parts behind 1 would pass the bound of 4
+        model.gate.set()
+        await asyncio.gather(first, queued)
+        return await batcher.infer(batch(3, n=10))  # alone, a request over the bound is taken
+
+    out = run(go())
+    batcher.close()
+    assert len(out["sum"]) == 10
+
+
 def test_cancelled_request_is_dropped_before_it_reaches_the_model():
     model = RecordingModel()
     batcher = Batcher(model, BatchSettings(max_batch_size=1, max_queue_delay_us=0))
