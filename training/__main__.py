@@ -39,16 +39,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from training.quiet import import_tensorflow
-
-    import_tensorflow()  # before Keras: keeps TF's C++ start-up notes off the console
+    from training.config import TrainConfig
     from training.data import MnistDataError
-    from training.train import TrainConfig, train
 
     command = "highway-train " + " ".join(sys.argv[1:] if argv is None else argv)
     cfg = TrainConfig(**vars(args), command=command)
     try:
-        cfg.validate()
+        cfg.validate()  # bad arguments are answered before TensorFlow loads
+        from training.quiet import import_tensorflow
+
+        import_tensorflow()  # before Keras: keeps TF's C++ start-up notes off the console
+        from training.train import train
+
         train(cfg)
     except (MnistDataError, ValueError, OSError) as e:
         print(f"highway-train: error: {e}", file=sys.stderr)

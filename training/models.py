@@ -12,12 +12,12 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
+from training.config import MODEL_NAMES
 from training.layers import Highway, HighwayConv2D, is_highway, paper_gate_bias
 
 INPUT_SHAPE = (28, 28)
 NUM_CLASSES = 10
 INPUT_NAME = "images"
-MODEL_NAMES = ("seed", "conv16", "conv32", "fc")
 
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
