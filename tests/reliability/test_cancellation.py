@@ -7,6 +7,7 @@ memory over repeated rounds.)
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import pytest
@@ -78,9 +79,12 @@ def test_many_cancelled_rounds_do_not_grow_memory(busy_server):
 
     for _ in range(3):
         cancel_round()
-    start = busy_server.rss_mb()
-    for _ in range(10):
+    rss = []
+    for _ in range(12):
         cancel_round()
-    end = busy_server.rss_mb()
-    print(f"RSS over 10 cancelled rounds: {start:.1f} -> {end:.1f} MB")
-    assert end - start < 20
+        rss.append(busy_server.rss_mb())
+    print(f"RSS over 12 cancelled rounds: {' '.join(f'{r:.0f}' for r in rss)} MB")
+    # Single samples wander with the allocator's high-water mark (+24 MB seen once);
+    # a leak of the cancelled payloads (~13 MB a round) climbs steadily, so compare
+    # the medians of the first and last four rounds.
+    assert statistics.median(rss[-4:]) - statistics.median(rss[:4]) < 20
