@@ -5,7 +5,10 @@ One run, one model, one machine:
 2. the real server (subprocess) under closed-loop load from several client
    processes, single-image and 64-image requests, over Predict and ModelInfer;
 3. the same load against a naive server (one ORT run per request, no batching);
-4. raw ONNX Runtime again; the ratios use the median of all raw slices.
+4. the same load against the gRPC floor: the same Python gRPC stack answering
+   canned responses with no model, i.e. what gRPC and the load generator alone
+   cost on this machine, from which a ceiling for any Python gRPC server follows;
+5. raw ONNX Runtime again; the ratios use the median of all raw slices.
 Prints a table, writes JSON (``--out``) and a PNG beside it. ``--quick`` is a
 seconds-long smoke run. Figures, never assertions: targets are reported as met
 or not, and the exit code is 0 either way (1 only if the run itself failed).
@@ -32,7 +35,7 @@ import onnxruntime as ort
 
 from server import bench_report
 from server.bench_load import METHODS, ClientPool, Scenario, percentiles, request_bytes
-from server.bench_procs import ServerProcess, naive_server, real_server
+from server.bench_procs import ServerProcess, floor_server, naive_server, real_server
 from server.bench_raw import RawBench
 from server.errors import StartupError
 from server.settings import default_repository
@@ -70,6 +73,8 @@ class BenchSettings:
     """Also measure the naive server."""
     naive_workers: int = 16
     """Naive server's gRPC handler threads."""
+    floor: bool = True
+    """Also measure the gRPC floor (Python gRPC answering canned responses, no model)."""
     server_args: tuple[str, ...] = ()
     """Extra flags for ``python -m server`` (e.g. --max-queue-delay-us 0)."""
     out: Path | None = None
@@ -205,6 +210,8 @@ def run(s: BenchSettings) -> dict:
     if s.naive:
         servers["naive"] = naive_server(model_path, s.device, s.intra_op_threads,
                                         s.naive_workers, logs / "naive.log")
+    if s.floor:
+        servers["floor"] = floor_server(logs / "floor.log")
     rows: list[dict] = []
     try:
         probe = request_bytes("ModelInfer", s.model, images[:1])
@@ -263,6 +270,7 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     p.add_argument("--raw-seconds", type=float, default=None, help="raw ORT seconds per batch")
     p.add_argument("--client-processes", type=int, default=d.client_processes)
     p.add_argument("--no-naive", action="store_true", help="skip the naive server")
+    p.add_argument("--no-floor", action="store_true", help="skip the gRPC floor (no model)")
     p.add_argument("--server-arg", action="append", default=[],
                    help="extra flag for python -m server (repeatable, e.g. "
                         "--server-arg=--max-queue-delay-us=0)")
@@ -279,6 +287,7 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     s = replace(d, repository=a.repository, model=a.model, device=a.device,
                 intra_op_threads=a.intra_op_threads, apis=apis,
                 client_processes=a.client_processes, naive=not a.no_naive,
+                floor=not a.no_floor,
                 server_args=tuple(a.server_arg), out=a.out, profile_dir=a.profile)
     if a.quick:
         s = replace(s, **QUICK)

@@ -114,3 +114,10 @@ def naive_server(model: Path, device: str, threads: int, workers: int,
     args = ["-m", "server.bench_naive", "--model", str(model), "--port", str(port),
             "--device", device, "--intra-op-threads", str(threads), "--workers", str(workers)]
     return ServerProcess("naive", args, port, None, log_path)
+
+
+def floor_server(log_path: Path | None) -> ServerProcess:
+    """``python -m server.bench_floor`` (gRPC with no model) on a free port."""
+    port = free_port()
+    return ServerProcess("floor", ["-m", "server.bench_floor", "--port", str(port)], port, None,
+                         log_path)

@@ -4,6 +4,12 @@ Ratios compare each run with the raw ONNX Runtime median: ``vs_best_raw``
 against the fastest raw batch size (the machine's ceiling), ``vs_raw_same``
 against raw ORT at the request's own batch size when it was measured.
 Targets (issue 7) are evaluated here and reported, never asserted.
+
+The gRPC floor (Python gRPC answering canned responses, no model) gives a
+ceiling for any Python gRPC server on the same load: the cores spend
+1/floor seconds per image on gRPC and the load generator and at least
+1/best-raw seconds on the model, so images/s ≤ 1 / (1/floor + 1/best raw).
+It is optimistic (it assumes the model always runs at its best batch size).
 """
 
 from __future__ import annotations
@@ -28,13 +34,18 @@ def add_ratios(result: dict) -> None:
     raw = {int(b): r for b, r in result["raw"].items()}
     best = max((r["median_images_per_s"] for r in raw.values()), default=0.0)
     result["best_raw_images_per_s"] = best
-    for row in result["runs"]:
+    rows = result["runs"]
+    for row in rows:
         row["vs_best_raw"] = row["images_per_s"] / best if best else None
         same = raw.get(row["images"])
         row["vs_raw_same"] = (row["images_per_s"] / same["median_images_per_s"]
                               if same and same["median_images_per_s"] else None)
+    for row in rows:
+        floor = _find(rows, "floor", row["api"], row["images"], row["concurrency"])
+        row["python_grpc_ceiling_images_per_s"] = (
+            1 / (1 / floor["images_per_s"] + 1 / best)
+            if floor and floor["images_per_s"] and best else None)
     targets = []
-    rows = result["runs"]
     apis = sorted({row["api"] for row in rows})
     for api in apis:
         row = _find(rows, "real", api, 1, 16)
@@ -52,6 +63,11 @@ def add_ratios(result: dict) -> None:
             extra = row["p50_ms"] - raw[1]["p50_ms"]
             targets.append({"target": f"{api} c=1 p50 <= raw b1 p50 + {TARGET_C1_EXTRA_MS} ms",
                             "value": extra, "met": extra <= TARGET_C1_EXTRA_MS})
+        floor = _find(rows, "floor", api, 1, 1)
+        if floor is not None and floor["p50_ms"] is not None:
+            targets.append({"target": f"{api} c=1 gRPC floor p50 (no model) <= "
+                                      f"{TARGET_C1_EXTRA_MS} ms", "value": floor["p50_ms"],
+                            "met": floor["p50_ms"] <= TARGET_C1_EXTRA_MS})
         for images, c in ((1, 16), (64, 4)):
             ours, naive = _find(rows, "real", api, images, c), _find(rows, "naive", api, images,
                                                                        c)
@@ -59,6 +75,14 @@ def add_ratios(result: dict) -> None:
                 targets.append({"target": f"{api} {images} image(s) c={c}: real / naive",
                                 "value": ours["images_per_s"] / naive["images_per_s"],
                                 "met": None})
+            ceiling = ours and ours["python_grpc_ceiling_images_per_s"]
+            if ceiling:
+                goal = TARGET_SINGLE_C16 if images == 1 else TARGET_B64_C4
+                targets.append({"target": f"{api} {images} image(s) c={c}: Python gRPC ceiling "
+                                          f"x best raw >= {goal}", "value": ceiling / best,
+                                "met": ceiling / best >= goal})
+                targets.append({"target": f"{api} {images} image(s) c={c}: real / ceiling",
+                                "value": ours["images_per_s"] / ceiling, "met": None})
     result["targets"] = targets
 
 
@@ -78,8 +102,9 @@ def table(result: dict) -> str:
                      f"–{r['max_images_per_s']:,.0f} | {r['p50_ms']:.3f} | "
                      f"{_f(r.get('cpu_us_per_image'), '.0f')} |")
     lines += ["", "| server | API | images/req | c | × best raw | × raw same batch | images/s "
-              "| p50 ms | p90 ms | p99 ms | errors | server CPU µs/img | client CPU µs/img |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| p50 ms | p90 ms | p99 ms | errors | server CPU µs/img | client CPU µs/img "
+              "| Python gRPC ceiling img/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         lines.append(
             f"| {r['server']} | {r['api']} | {r['images']} | {r['concurrency']} | "
@@ -87,7 +112,8 @@ def table(result: dict) -> str:
             f"{r['images_per_s']:,.0f} | {_f(r['p50_ms'], '.2f')} | {_f(r['p90_ms'], '.2f')} | "
             f"{_f(r['p99_ms'], '.2f')} | {r['errors']} | "
             f"{_f(r['server_cpu_us_per_image'], '.0f')} | "
-            f"{_f(r['client_cpu_us_per_image'], '.0f')} |")
+            f"{_f(r['client_cpu_us_per_image'], '.0f')} | "
+            f"{_f(r.get('python_grpc_ceiling_images_per_s'), ',.0f')} |")
     lines += ["", "| target | value | met |", "|---|---|---|"]
     for t in result["targets"]:
         met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
@@ -116,13 +142,19 @@ def plot(result: dict, path: Path) -> None:
         top.axhline(r["median_images_per_s"], linestyle="--", linewidth=1,
                     color={"1": "grey", "8": "tab:purple", "64": "black"}.get(b, "tab:red"),
                     label=f"raw ORT batch {b}")
+    ceilings = [(_find(runs, "real", *k) or {}).get("python_grpc_ceiling_images_per_s")
+                for k in keys]
+    if any(ceilings):
+        top.scatter([x for x, v in enumerate(ceilings) if v], [v for v in ceilings if v],
+                    marker="_", s=900, color="tab:red", zorder=3,
+                    label="Python gRPC ceiling (floor + model)")
     top.set_ylabel("images / s")
     top.set_title(f"highway_mnist · {result['machine']['cores']} cores · {result['date'][:16]}")
     top.legend(fontsize=8)
-    for i, server in enumerate(("real", "naive")):
+    for i, server in enumerate(("real", "naive", "floor")):
         for q, marker in (("p50_ms", "o"), ("p99_ms", "^")):
             values = [(_find(runs, server, *k) or {}).get(q) for k in keys]
-            bottom.scatter([x + (i - 0.5) * width for x, v in enumerate(values) if v],
+            bottom.scatter([x + (i - 1) * width / 2 for x, v in enumerate(values) if v],
                            [v for v in values if v], marker=marker,
                            label=f"{server} {q[:3]}")
     bottom.set_yscale("log")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server import bench
+from server import bench, bench_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,8 +19,8 @@ def _bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_quick_run_measures_raw_ort_real_and_naive_servers_over_both_apis(tiny_repository,
-                                                                           tmp_path):
+def test_quick_run_measures_raw_ort_real_naive_and_floor_servers_over_both_apis(
+        tiny_repository, tmp_path):
     out = tmp_path / "bench.json"
     done = _bench("--quick", "--repository", str(tiny_repository), "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -31,7 +31,7 @@ def test_quick_run_measures_raw_ort_real_and_naive_servers_over_both_apis(tiny_r
         assert raw["median_images_per_s"] > 0 and raw["p50_ms"] > 0
         assert len(raw["slices_images_per_s"]) == 2  # one slice before, one after the servers
     runs = {(r["server"], r["api"], r["images"], r["concurrency"]): r for r in result["runs"]}
-    expected = {(server, api, n, 2) for server in ("real", "naive")
+    expected = {(server, api, n, 2) for server in ("real", "naive", "floor")
                 for api in ("ModelInfer", "Predict") for n in (1, 8)}
     assert set(runs) == expected
     for key, run in runs.items():
@@ -41,8 +41,13 @@ def test_quick_run_measures_raw_ort_real_and_naive_servers_over_both_apis(tiny_r
         assert run["p50_ms"] <= run["p90_ms"] <= run["p99_ms"], key
         assert run["vs_best_raw"] == pytest.approx(
             run["images_per_s"] / result["best_raw_images_per_s"])
-    assert result["server_exit_codes"] == {"real": 0, "naive": 0}  # SIGTERM: clean exit
+        # The ceiling follows from the floor and raw ORT: 1 / (1/floor + 1/best raw).
+        floor = runs[("floor", *key[1:])]["images_per_s"]
+        assert run["python_grpc_ceiling_images_per_s"] == pytest.approx(
+            1 / (1 / floor + 1 / result["best_raw_images_per_s"]))
+    assert result["server_exit_codes"] == {"real": 0, "naive": 0, "floor": 0}  # SIGTERM
     assert "| real | ModelInfer | 1 | 2 |" in done.stdout
+    assert "| floor | Predict | 8 | 2 |" in done.stdout
     pytest.importorskip("matplotlib")
     assert out.with_suffix(".png").stat().st_size > 10_000
 
@@ -65,3 +70,30 @@ def test_quick_settings_override_defaults_but_explicit_flags_win():
     s = bench.parse(["--quick", "--duration", "1.5", "--loads", "1x16,64x4"])
     assert s.duration_s == 1.5 and s.loads == ((1, 16), (64, 4))
     assert s.raw_batches == bench.QUICK["raw_batches"]
+
+
+def _run(server: str, images: int, c: int, ips: float, p50: float) -> dict:
+    return {"server": server, "api": "ModelInfer", "images": images, "concurrency": c,
+            "images_per_s": ips, "p50_ms": p50}
+
+
+def test_targets_include_the_python_grpc_floor_and_the_ceiling_it_implies():
+    raw = {"1": {"median_images_per_s": 2000.0, "p50_ms": 0.5},
+           "64": {"median_images_per_s": 4000.0, "p50_ms": 16.0}}
+    result = {"raw": raw, "runs": [
+        _run("real", 1, 1, 900, 1.1), _run("floor", 1, 1, 2500, 0.4),
+        _run("real", 1, 16, 1800, 9.0), _run("floor", 1, 16, 4000, 4.0),
+        _run("real", 64, 4, 3600, 70.0), _run("floor", 64, 4, 76000, 3.4)]}
+    bench_report.add_ratios(result)
+    targets = {t["target"]: (t["value"], t["met"]) for t in result["targets"]}
+
+    # 1 / (1/4000 + 1/4000) = 2000 img/s: even a free server stops at 0.5 x best raw.
+    assert targets["ModelInfer 1 image(s) c=16: Python gRPC ceiling x best raw >= 0.8"] == (
+        pytest.approx(0.5), False)
+    assert targets["ModelInfer 1 image(s) c=16: real / ceiling"][0] == pytest.approx(0.9)
+    # 1 / (1/76000 + 1/4000) = 3800 img/s = 0.95 x best raw: reachable in principle.
+    assert targets["ModelInfer 64 image(s) c=4: Python gRPC ceiling x best raw >= 0.95"] == (
+        pytest.approx(0.95), True)
+    assert targets["ModelInfer c=1 gRPC floor p50 (no model) <= 0.3 ms"] == (
+        pytest.approx(0.4), False)
+    assert targets["ModelInfer c=1 p50 <= raw b1 p50 + 0.3 ms"] == (pytest.approx(0.6), False)
