@@ -4,6 +4,8 @@
 #   bash scripts/perf_analyzer.sh                        # server already on localhost:8001
 #   bash scripts/perf_analyzer.sh --url HOST:PORT --out docs/perf/perf_analyzer
 #   bash scripts/perf_analyzer.sh --serve models         # start python -m server, stop after
+#   bash scripts/perf_analyzer.sh --serve-floor --out docs/perf/perf_analyzer_floor
+#                                   # the gRPC floor instead: Python gRPC, no model
 #
 # perf_analyzer comes from the tritonclient==2.45.0 wheel (newer wheels need a newer
 # glibc than Debian 12's), installed into its own venv under build/perf_analyzer/
@@ -26,10 +28,11 @@ while [ $# -gt 0 ]; do
     --url) url="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --serve) serve="$2"; shift 2 ;;
+    --serve-floor) serve="floor"; shift ;;
     --model) model="$2"; shift 2 ;;
     --concurrency) concurrency="$2"; shift 2 ;;
     --batches) batches="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "perf_analyzer.sh: error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,9 +69,14 @@ trap cleanup EXIT
 if [ -n "$serve" ]; then
   port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   url="127.0.0.1:$port"
-  echo "==> starting python -m server on $url ($serve)"
-  .venv/bin/python -m server --model-repository "$serve" --host 127.0.0.1 --grpc-port "$port" \
-    --metrics-port -1 --device cpu --log-level WARNING &
+  if [ "$serve" = floor ]; then
+    echo "==> starting the gRPC floor (python -m server.bench_floor) on $url"
+    .venv/bin/python -m server.bench_floor --port "$port" &
+  else
+    echo "==> starting python -m server on $url ($serve)"
+    .venv/bin/python -m server --model-repository "$serve" --host 127.0.0.1 --grpc-port "$port" \
+      --metrics-port -1 --device cpu --log-level WARNING &
+  fi
   server_pid=$!
 fi
 echo "==> waiting for $url"

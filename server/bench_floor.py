@@ -5,9 +5,11 @@ same stack as the real server (grpc.aio, the same channel options, upb
 protobuf): it parses each request only to count its images and answers a
 pre-serialized response of the right shape (uniform probabilities, so the
 benchmark's answer check passes). No validation, no batching, no model, no
-metrics. What it reaches under the benchmark's load is the most any Python
-gRPC server could reach on this machine with this load generator, before it
-spends a single cycle on the model. It is a yardstick, not a product.
+metrics. Server and model metadata calls answer canned messages, so
+Triton's perf_analyzer can drive it too. What it reaches under a load is the
+most any Python gRPC server could reach on this machine with that load
+generator, before it spends a single cycle on the model. It is a yardstick, not
+a product.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 from collections.abc import Callable
+from concurrent import futures
 
 import grpc
 import numpy as np
 
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
+from protos.inference import model_config_pb2 as mc
 
 CLASSES, GATES = 10, 8
 
@@ -36,21 +41,44 @@ def _predict_answer(n: int) -> bytes:
 
 def _infer_answer(n: int) -> bytes:
     response = kserve.ModelInferResponse(model_name="floor", model_version="1")
-    for name, width in (("probabilities", CLASSES), ("gate_activity", GATES)):
+    for name, width in (("gate_activity", GATES), ("probabilities", CLASSES)):
         response.outputs.add(name=name, datatype="FP32", shape=[n, width])
         response.raw_output_contents.append(np.full((n, width), 0.1, "<f4").tobytes())
     return response.SerializeToString()
 
 
-def _handler(count: Callable[[bytes], int], answer: Callable[[int], bytes]):
+def _counted(count: Callable[[bytes], int], answer: Callable[[int], bytes]
+             ) -> Callable[[bytes], bytes]:
     cache: dict[int, bytes] = {}
 
-    async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    def respond(request: bytes) -> bytes:
         n = count(request)
         if n not in cache:
             cache[n] = answer(n)
         return cache[n]
-    return grpc.unary_unary_rpc_method_handler(handle)  # bytes in, bytes out
+    return respond
+
+
+def _model_messages(name: str) -> dict[str, bytes]:
+    """What perf_analyzer asks before it infers, shaped like the real model's answers."""
+    tensor = kserve.ModelMetadataResponse.TensorMetadata
+    metadata = kserve.ModelMetadataResponse(
+        name=name, platform="onnxruntime_onnx", versions=["1"],
+        inputs=[tensor(name="images", datatype="UINT8", shape=[-1, 28, 28])],
+        outputs=[tensor(name="gate_activity", datatype="FP32", shape=[-1, GATES]),
+                 tensor(name="probabilities", datatype="FP32", shape=[-1, CLASSES])])
+    config = mc.ModelConfig(
+        name=name, platform="onnxruntime_onnx", max_batch_size=4096,
+        input=[mc.ModelInput(name="images", data_type=mc.TYPE_UINT8, dims=[28, 28])],
+        output=[mc.ModelOutput(name="probabilities", data_type=mc.TYPE_FP32, dims=[CLASSES]),
+                mc.ModelOutput(name="gate_activity", data_type=mc.TYPE_FP32, dims=[GATES])])
+    return {"ServerLive": kserve.ServerLiveResponse(live=True).SerializeToString(),
+            "ServerReady": kserve.ServerReadyResponse(ready=True).SerializeToString(),
+            "ServerMetadata": kserve.ServerMetadataResponse(
+                name="highway-floor", version="0").SerializeToString(),
+            "ModelReady": kserve.ModelReadyResponse(ready=True).SerializeToString(),
+            "ModelMetadata": metadata.SerializeToString(),
+            "ModelConfig": kserve.ModelConfigResponse(config=config).SerializeToString()}
 
 
 def _infer_count(request: bytes) -> int:
@@ -58,21 +86,67 @@ def _infer_count(request: bytes) -> int:
     return int(message.inputs[0].shape[0]) if message.inputs and message.inputs[0].shape else 1
 
 
-async def serve(port: int) -> tuple[grpc.aio.Server, int]:
-    """Starts the floor server on 127.0.0.1; returns it and its port."""
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
-                                      ("grpc.max_send_message_length", 64 << 20),
-                                      ("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler("highway.v1.Classifier", {
-            "Predict": _handler(lambda r: len(hw.PredictRequest.FromString(r).images),
-                                _predict_answer)}),
-        grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
-            "ModelInfer": _handler(_infer_count, _infer_answer)}),
-    ))
+def _responders(model: str) -> dict[str, dict[str, Callable[[bytes], bytes]]]:
+    """service → method → (request bytes → response bytes)."""
+    canned = {method: (lambda _request, answer=answer: answer)
+              for method, answer in _model_messages(model).items()}
+    return {
+        "highway.v1.Classifier": {"Predict": _counted(
+            lambda r: len(hw.PredictRequest.FromString(r).images), _predict_answer)},
+        "inference.GRPCInferenceService": {
+            "ModelInfer": _counted(_infer_count, _infer_answer), **canned},
+    }
+
+
+def _handlers(model: str, sync: bool) -> tuple[grpc.GenericRpcHandler, ...]:
+    def wrap(respond: Callable[[bytes], bytes]) -> grpc.RpcMethodHandler:
+        if sync:
+            return grpc.unary_unary_rpc_method_handler(lambda request, _ctx: respond(request))
+
+        async def handle(request: bytes, _ctx: grpc.aio.ServicerContext) -> bytes:
+            return respond(request)
+        return grpc.unary_unary_rpc_method_handler(handle)  # bytes in, bytes out
+    return tuple(grpc.method_handlers_generic_handler(service, {m: wrap(f) for m, f in
+                                                                methods.items()})
+                 for service, methods in _responders(model).items())
+
+
+_OPTIONS = [("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20), ("grpc.so_reuseport", 0)]
+
+
+async def serve(port: int, model: str = "highway_mnist") -> tuple[grpc.aio.Server, int]:
+    """Starts the floor server (grpc.aio, as the real server) on 127.0.0.1."""
+    server = grpc.aio.server(options=_OPTIONS)
+    server.add_generic_rpc_handlers(_handlers(model, sync=False))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     return server, bound
+
+
+def serve_sync(port: int, workers: int = 16, model: str = "highway_mnist"
+               ) -> tuple[grpc.Server, int]:
+    """The same on gRPC's synchronous server with a thread pool (as the naive server)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=_OPTIONS)
+    server.add_generic_rpc_handlers(_handlers(model, sync=True))
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    return server, bound
+
+
+def _main_sync(port: int) -> int:
+    try:
+        server, bound = serve_sync(port)
+    except RuntimeError:
+        print(f"bench_floor: error: cannot listen on 127.0.0.1:{port}", file=sys.stderr)
+        return 1
+    print(f"floor server (sync) listening on 127.0.0.1:{bound}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(1).wait()
+    return 0
 
 
 async def _main(port: int) -> int:
@@ -96,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m server.bench_floor", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=0, help="gRPC port on 127.0.0.1 (0: any)")
-    return asyncio.run(_main(p.parse_args(argv).port))
+    p.add_argument("--sync", action="store_true",
+                   help="gRPC's synchronous server (thread pool) instead of grpc.aio")
+    args = p.parse_args(argv)
+    return _main_sync(args.port) if args.sync else asyncio.run(_main(args.port))
 
 
 if __name__ == "__main__":

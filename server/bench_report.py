@@ -142,6 +142,10 @@ def plot(result: dict, path: Path) -> None:
         top.axhline(r["median_images_per_s"], linestyle="--", linewidth=1,
                     color={"1": "grey", "8": "tab:purple", "64": "black"}.get(b, "tab:red"),
                     label=f"raw ORT batch {b}")
+    if result.get("best_raw_images_per_s"):
+        top.axhline(TARGET_SINGLE_C16 * result["best_raw_images_per_s"], linestyle=":",
+                    color="tab:green",
+                    label=f"target {TARGET_SINGLE_C16} × best raw (1 image c=16)")
     ceilings = [(_find(runs, "real", *k) or {}).get("python_grpc_ceiling_images_per_s")
                 for k in keys]
     if any(ceilings):
