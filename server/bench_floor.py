@@ -140,7 +140,12 @@ def _main_sync(port: int) -> int:
     except RuntimeError:
         print(f"bench_floor: error: cannot listen on 127.0.0.1:{port}", file=sys.stderr)
         return 1
-    print(f"floor server (sync) listening on 127.0.0.1:{bound}", flush=True)
+    return run_until_signal(server, f"floor server (sync) listening on 127.0.0.1:{bound}")
+
+
+def run_until_signal(server: grpc.Server, banner: str) -> int:
+    """Prints ``banner``, serves until SIGTERM/SIGINT, stops within 1 s; returns 0."""
+    print(banner, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -11,9 +11,7 @@ not a product: no metrics, no health, no drain.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from server import codecs
+from server.bench_floor import run_until_signal
 from server.errors import ServingError, StartupError
 from server.runtime import create_session
 
@@ -119,13 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StartupError, RuntimeError) as e:
         print(f"bench_naive: error: {e}", file=sys.stderr)
         return 1
-    print(f"naive server listening on 127.0.0.1:{port}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(1).wait()
-    return 0
+    return run_until_signal(server, f"naive server listening on 127.0.0.1:{port}")
 
 
 if __name__ == "__main__":
