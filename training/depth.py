@@ -67,11 +67,13 @@ def build(kind: str, depth: int, seed: int) -> keras.Model:
     the highway transforms H the same, and leave the gates as ``models.fc`` makes them.
     """
     model = models.fc(depth, plain=(kind == "plain"))
-    init = keras.initializers.HeNormal(seed=seed)
+    # A seed *generator*: an initializer given a plain integer seed draws the same
+    # values on every call, which would start every same-shaped layer identical.
+    init = keras.initializers.HeNormal(seed=keras.random.SeedGenerator(seed))
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense) and layer.name != "probabilities":
-            layer.kernel.assign(init(layer.kernel.shape))
-        elif is_highway(layer):
+        plain_transform = (isinstance(layer, keras.layers.Dense)
+                           and layer.name != "probabilities")
+        if plain_transform or is_highway(layer):
             layer.kernel.assign(init(layer.kernel.shape))
     return model
 

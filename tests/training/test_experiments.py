@@ -165,3 +165,22 @@ def test_bad_depth_settings_are_one_line_errors(tmp_path, capsys, extra, message
     assert _run("depth", tmp_path, *extra) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["plain", "highway"])
+def test_depth_nets_start_with_distinct_transforms_reproducible_per_seed(kind):
+    from training.depth import build
+
+    def kernels(seed: int) -> list[np.ndarray]:
+        model = build(kind, 5, seed)
+        return [np.asarray(layer.kernel) for layer in model.layers
+                if hasattr(layer, "kernel") and layer.name != "probabilities"]
+
+    first = kernels(0)
+    same_shape = [k for k in first if k.shape == first[-1].shape]
+    assert len(same_shape) >= 3
+    # Every same-shaped transform starts from its own draw, not one draw repeated.
+    for i in range(len(same_shape) - 1):
+        assert not np.allclose(same_shape[i], same_shape[i + 1])
+    # ... and the same seed builds the same net again.
+    assert all(np.array_equal(a, b) for a, b in zip(first, kernels(0), strict=True))
