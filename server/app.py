@@ -24,7 +24,7 @@ from server import repository as repository_module
 from server.batching import Batcher, BatchSettings
 from server.calls import Calls, service_handler
 from server.errors import StartupError
-from server.servicers import ClassifierServicer, InferenceServicer, Limits, Served
+from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ class App:
         self.settings = settings
         self.metrics = metrics_module.create(registry or CollectorRegistry())
         self.calls = Calls(self.metrics)
-        self.served = Served(Limits(settings.max_request_images, settings.max_batch_size,
-                                    settings.max_queue_delay_us), self.metrics)
+        self.served = Served(settings, self.metrics)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0

@@ -9,6 +9,7 @@ client), and records every call in the metrics under its final status code.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,19 @@ def service_handler(servicer: object, service: Any) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
+def rpc(handler: Callable[[Any, Any], Awaitable[Any]]):
+    """Turns ``async def Name(self, request)`` into a gRPC method run by ``self._calls``.
+
+    The method's own name is its label in the metrics, so the two cannot drift apart.
+    """
+    name = handler.__name__
+
+    @functools.wraps(handler)
+    async def method(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._calls.run(name, request, context, lambda: handler(self, request))
+    return method
+
+
 def _expired(context: grpc.aio.ServicerContext) -> bool:
     remaining = context.time_remaining()
     return remaining is not None and remaining <= 0
@@ -76,6 +90,7 @@ class Calls:
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        metrics.inflight.set_function(lambda: self.active)  # read at scrape time
 
     async def run(self, method: str, request: Any, context: grpc.aio.ServicerContext,
                   handler: Callable[[], Awaitable[Any]]) -> Any:
@@ -83,7 +98,6 @@ class Calls:
         code, message = "OK", ""
         self.active += 1
         self.idle.clear()
-        self.metrics.inflight.inc()
         try:
             if self.draining:
                 raise Unavailable("the server is shutting down")
@@ -107,6 +121,5 @@ class Calls:
             self.active -= 1
             if self.active == 0:
                 self.idle.set()
-            self.metrics.inflight.dec()
             self.metrics.observe_request(method, code, time.perf_counter() - start)
         await context.abort(grpc.StatusCode[code], message)

@@ -33,14 +33,14 @@ class ModelVersion:
     runtime: Runtime
     config: mc.ModelConfig
     highway_layers: list[str]
-    labels: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    """The config's outputs in its order: what ModelInfer returns when none are asked for."""
 
 
 @dataclass
 class Repository:
     """Loaded models by name, then version."""
 
-    root: Path
     models: dict[str, dict[int, ModelVersion]]
 
     def get(self, name: str, version: int = 0) -> ModelVersion:
@@ -109,12 +109,8 @@ def load_version(model_dir: Path, config: mc.ModelConfig, version: int, device: 
     path = model_dir / str(version) / (config.default_model_filename or "model.onnx")
     runtime = Runtime(path, device, intra_op_threads)
     _check(config, runtime, path)
-    labels: list[str] = []
-    for out in config.output:
-        if out.label_filename and (model_dir / out.label_filename).is_file():
-            labels = (model_dir / out.label_filename).read_text().split()
     return ModelVersion(config.name or model_dir.name, version, runtime, config,
-                        _highway_layers(config, runtime), labels)
+                        _highway_layers(config, runtime), [o.name for o in config.output])
 
 
 def load(root: Path, device: str = "auto", intra_op_threads: int = 0) -> Repository:
@@ -141,4 +137,4 @@ def load(root: Path, device: str = "auto", intra_op_threads: int = 0) -> Reposit
     if not models:
         raise ModelLoadError(f"model repository {root} holds no models (see README: making a model "
                              "repository)")
-    return Repository(root, models)
+    return Repository(models)

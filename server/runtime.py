@@ -87,7 +87,6 @@ class Runtime:
     """One loaded ONNX model: ``run`` maps uint8 images [N, 28, 28] to named outputs."""
 
     def __init__(self, path: Path, device: str = "auto", intra_op_threads: int = 0):
-        self.path = path
         self._session = create_session(path, device, intra_op_threads)
         self.provider: str = self._session.get_providers()[0]
         self.inputs = [self._spec(t) for t in self._session.get_inputs()]

@@ -1,13 +1,14 @@
 """Thin RPC handlers for highway.v1 and KServe V2: decode, call, encode.
 
-Every handler runs inside :meth:`server.calls.Calls.run` (status codes, metrics,
-draining). No ONNX Runtime here: models are reached through the batchers.
+Every handler is an ``@rpc`` method, run inside :meth:`server.calls.Calls.run`
+(status codes, metrics, draining) under its own name. No ONNX Runtime here:
+models are reached through the batchers.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -18,25 +19,17 @@ from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from protos.inference import model_config_pb2 as mc
 from server import codecs
 from server.batching import Batcher, RunStats
-from server.calls import Calls
+from server.calls import Calls, rpc
 from server.errors import ServingError, Unavailable
 from server.metrics import Metrics
 
 if TYPE_CHECKING:
     from server.repository import ModelVersion, Repository
+    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 SERVER_NAME = "highway-mnist"
 PLATFORM = "onnxruntime_onnx"
-
-
-@dataclass
-class Limits:
-    """Request limits the handlers enforce and report."""
-
-    max_request_images: int
-    max_batch_size: int
-    max_queue_delay_us: int
 
 
 class Served:
@@ -45,10 +38,10 @@ class Served:
     Empty until the models are loaded and warm (requests get UNAVAILABLE).
     """
 
-    def __init__(self, limits: Limits, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics):
         self.repository: Repository | None = None
         self.batchers: dict[tuple[str, int], Batcher] = {}
-        self.limits = limits
+        self.settings = settings  # the request limits the handlers enforce and report
         self.metrics = metrics
 
     def get(self, name: str, version: int) -> ModelVersion:
@@ -74,6 +67,15 @@ class Served:
         return outputs
 
 
+@functools.cache
+def _server_version() -> str:
+    """The installed package's version (it cannot change while the process runs)."""
+    try:
+        return metadata.version(SERVER_NAME)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class ClassifierServicer(hw_grpc.ClassifierServicer):
     """highway.v1.Classifier."""
 
@@ -81,33 +83,29 @@ class ClassifierServicer(hw_grpc.ClassifierServicer):
         self._s = served
         self._calls = calls
 
-    async def Predict(self, request: hw.PredictRequest, context):  # noqa: N802 - gRPC names
-        async def handle() -> hw.PredictResponse:
-            model = self._s.get(request.model_name,
-                                           codecs.check_version(request.model_version))
-            images = codecs.decode_predict(request, self._s.limits.max_request_images)
-            outputs = await self._s.classify(model, images)
-            return codecs.encode_predict(model.name, model.version, outputs,
-                                         request.return_gate_activity)
-        return await self._calls.run("Predict", request, context, handle)
+    @rpc
+    async def Predict(self, request: hw.PredictRequest) -> hw.PredictResponse:  # noqa: N802
+        model = self._s.get(request.model_name, codecs.check_version(request.model_version))
+        images = codecs.decode_predict(request, self._s.settings.max_request_images)
+        outputs = await self._s.classify(model, images)
+        return codecs.encode_predict(model.name, model.version, outputs,
+                                     request.return_gate_activity)
 
-    async def GetModelInfo(self, request: hw.GetModelInfoRequest, context):  # noqa: N802
-        async def handle() -> hw.GetModelInfoResponse:
-            model = self._s.get(request.model_name,
-                                           codecs.check_version(request.model_version))
-            runtime = model.runtime
-            return hw.GetModelInfoResponse(
-                name=model.name, version=model.version,
-                versions=self._s.versions(model.name),
-                inputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
-                        for t in runtime.inputs],
-                outputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
-                         for t in runtime.outputs],
-                highway_layers=model.highway_layers, execution_provider=runtime.provider,
-                max_batch_size=self._s.limits.max_batch_size,
-                max_request_images=self._s.limits.max_request_images,
-                metadata=runtime.metadata)
-        return await self._calls.run("GetModelInfo", request, context, handle)
+    @rpc
+    async def GetModelInfo(self, request):  # noqa: N802
+        model = self._s.get(request.model_name, codecs.check_version(request.model_version))
+        runtime = model.runtime
+        return hw.GetModelInfoResponse(
+            name=model.name, version=model.version,
+            versions=self._s.versions(model.name),
+            inputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
+                    for t in runtime.inputs],
+            outputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
+                     for t in runtime.outputs],
+            highway_layers=model.highway_layers, execution_provider=runtime.provider,
+            max_batch_size=self._s.settings.max_batch_size,
+            max_request_images=self._s.settings.max_request_images,
+            metadata=runtime.metadata)
 
 
 class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
@@ -120,84 +118,73 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
     def _model(self, name: str, version: str) -> ModelVersion:
         return self._s.get(name, codecs.parse_version(version))
 
-    async def ServerLive(self, request, context):  # noqa: N802
-        async def handle():
-            return kserve.ServerLiveResponse(live=True)
-        return await self._calls.run("ServerLive", request, context, handle)
+    @rpc
+    async def ServerLive(self, request):  # noqa: N802
+        return kserve.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):  # noqa: N802
-        async def handle():
-            return kserve.ServerReadyResponse(ready=self._calls.ready)
-        return await self._calls.run("ServerReady", request, context, handle)
+    @rpc
+    async def ServerReady(self, request):  # noqa: N802
+        return kserve.ServerReadyResponse(ready=self._calls.ready)
 
-    async def ModelReady(self, request, context):  # noqa: N802
-        async def handle():
-            try:
-                self._model(request.name, request.version)
-            except ServingError:
-                return kserve.ModelReadyResponse(ready=False)
-            return kserve.ModelReadyResponse(ready=self._calls.ready)
-        return await self._calls.run("ModelReady", request, context, handle)
+    @rpc
+    async def ModelReady(self, request):  # noqa: N802
+        try:
+            self._model(request.name, request.version)
+        except ServingError:
+            return kserve.ModelReadyResponse(ready=False)
+        return kserve.ModelReadyResponse(ready=self._calls.ready)
 
-    async def ServerMetadata(self, request, context):  # noqa: N802
-        async def handle():
-            try:
-                version = metadata.version(SERVER_NAME)
-            except metadata.PackageNotFoundError:
-                version = "unknown"
-            return kserve.ServerMetadataResponse(name=SERVER_NAME, version=version,
-                                                 extensions=["model_configuration"])
-        return await self._calls.run("ServerMetadata", request, context, handle)
+    @rpc
+    async def ServerMetadata(self, request):  # noqa: N802
+        return kserve.ServerMetadataResponse(name=SERVER_NAME, version=_server_version(),
+                                             extensions=["model_configuration"])
 
-    async def ModelMetadata(self, request, context):  # noqa: N802
-        async def handle():
-            model = self._model(request.name, request.version)
-            tensor = kserve.ModelMetadataResponse.TensorMetadata
-            return kserve.ModelMetadataResponse(
-                name=model.name, platform=PLATFORM,
-                versions=[str(v) for v in self._s.versions(model.name)],
-                inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                        for t in model.runtime.inputs],
-                outputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                         for t in model.runtime.outputs])
-        return await self._calls.run("ModelMetadata", request, context, handle)
+    @rpc
+    async def ModelMetadata(self, request):  # noqa: N802
+        model = self._model(request.name, request.version)
+        tensor = kserve.ModelMetadataResponse.TensorMetadata
+        return kserve.ModelMetadataResponse(
+            name=model.name, platform=PLATFORM,
+            versions=[str(v) for v in self._s.versions(model.name)],
+            inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                    for t in model.runtime.inputs],
+            outputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                     for t in model.runtime.outputs])
 
-    async def ModelConfig(self, request, context):  # noqa: N802
-        async def handle():
-            model = self._model(request.name, request.version)
-            config = mc.ModelConfig()
-            config.CopyFrom(model.config)
-            # Clients read max_batch_size as "most images per request".
-            config.max_batch_size = self._s.limits.max_request_images
-            config.dynamic_batching.max_queue_delay_microseconds = (
-                self._s.limits.max_queue_delay_us)
-            config.parameters["execution_provider"].string_value = model.runtime.provider
-            config.parameters["max_batch_size_per_run"].string_value = str(
-                self._s.limits.max_batch_size)
-            return kserve.ModelConfigResponse(config=config)
-        return await self._calls.run("ModelConfig", request, context, handle)
+    @rpc
+    async def ModelConfig(self, request):  # noqa: N802
+        model = self._model(request.name, request.version)
+        config = mc.ModelConfig()
+        config.CopyFrom(model.config)
+        # Clients read max_batch_size as "most images per request".
+        config.max_batch_size = self._s.settings.max_request_images
+        config.dynamic_batching.max_queue_delay_microseconds = (
+            self._s.settings.max_queue_delay_us)
+        config.parameters["execution_provider"].string_value = model.runtime.provider
+        config.parameters["max_batch_size_per_run"].string_value = str(
+            self._s.settings.max_batch_size)
+        return kserve.ModelConfigResponse(config=config)
 
-    async def ModelStatistics(self, request, context):  # noqa: N802
-        async def handle():
-            if request.name:
-                models = [self._model(request.name, request.version)]
-                if not request.version:
-                    models = [self._s.get(request.name, v) for v in self._s.versions(request.name)]
-            else:
-                models = self._s.all()
-            return kserve.ModelStatisticsResponse(model_stats=[
-                statistics(m.name, m.version, self._s.batchers[(m.name, m.version)].stats)
-                for m in models])
-        return await self._calls.run("ModelStatistics", request, context, handle)
+    @rpc
+    async def ModelStatistics(self, request):  # noqa: N802
+        if request.name:
+            models = [self._model(request.name, request.version)]
+            if not request.version:
+                models = [self._s.get(request.name, v) for v in self._s.versions(request.name)]
+        else:
+            models = self._s.all()
+        return kserve.ModelStatisticsResponse(model_stats=[
+            statistics(m.name, m.version, self._s.batchers[(m.name, m.version)].stats)
+            for m in models])
 
-    async def ModelInfer(self, request: kserve.ModelInferRequest, context):  # noqa: N802
-        async def handle() -> kserve.ModelInferResponse:
-            model = self._model(request.model_name, request.model_version)
-            images = codecs.decode_infer(request, self._s.limits.max_request_images)
-            names = codecs.requested_outputs(request, [o.name for o in model.config.output])
-            outputs = await self._s.classify(model, images)
-            return codecs.encode_infer(request, model.name, model.version, outputs, names)
-        return await self._calls.run("ModelInfer", request, context, handle)
+    @rpc
+    async def ModelInfer(self, request: kserve.ModelInferRequest  # noqa: N802
+                         ) -> kserve.ModelInferResponse:
+        model = self._model(request.model_name, request.model_version)
+        images = codecs.decode_infer(request, self._s.settings.max_request_images)
+        names = codecs.requested_outputs(request, model.output_names)
+        outputs = await self._s.classify(model, images)
+        return codecs.encode_infer(request, model.name, model.version, outputs, names)
 
 
 def statistics(name: str, version: int, stats: RunStats) -> kserve.ModelStatistics:
