@@ -94,6 +94,8 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._results: dict[asyncio.AbstractEventLoop, list] = {}  # awaiting their loop
+        self._results_lock = threading.Lock()
         self.stats = RunStats()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
@@ -226,14 +228,31 @@ class Batcher:
             offset += n
         return pairs
 
-    @staticmethod
-    def _deliver(batch: list[_Item], pairs: list) -> None:
-        """One wake-up per event loop for the whole batch."""
-        loops: dict[asyncio.AbstractEventLoop, list] = {}
-        for item, pair in zip(batch, pairs, strict=True):
-            loops.setdefault(item.loop, []).append(pair)
-        for loop, group in loops.items():
+    def _deliver(self, batch: list[_Item], pairs: list) -> None:
+        """Hands results to their event loops, with at most one wake-up pending per loop.
+
+        Every ``call_soon_threadsafe`` writes a byte to the loop's self-pipe, which is
+        also the signal wake-up fd: a loop that falls behind a stream of small batches
+        would fill it, and a SIGTERM arriving then would be lost. So results wait in
+        a per-loop list and a wake-up is sent only when that list was empty.
+        """
+        wake: list[asyncio.AbstractEventLoop] = []
+        with self._results_lock:
+            for item, pair in zip(batch, pairs, strict=True):
+                waiting = self._results.setdefault(item.loop, [])
+                if not waiting:
+                    wake.append(item.loop)
+                waiting.append(pair)
+        for loop in wake:
             try:
-                loop.call_soon_threadsafe(_resolve, group)
+                loop.call_soon_threadsafe(self._resolve_waiting, loop)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
+                with self._results_lock:
+                    self._results.pop(loop, None)
                 log.debug("dropping results for a closed event loop")
+
+    def _resolve_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Runs on ``loop``: resolves every result that arrived for it since its wake-up."""
+        with self._results_lock:
+            pairs = self._results.pop(loop, [])
+        _resolve(pairs)

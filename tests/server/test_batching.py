@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 
@@ -176,3 +178,31 @@ def test_closed_batcher_refuses_new_work_but_finished_the_queued():
     batcher.close()
     with pytest.raises(Unavailable):
         run(batcher.infer(batch(1)))
+
+
+def test_a_stalled_loop_still_gets_its_signals_while_results_pile_up():
+    # Every wake-up of an event loop is a byte in its self-pipe, which is also where
+    # signals land: thousands of results for a busy loop must not crowd out a SIGTERM.
+    model = RecordingModel()
+    batcher = Batcher(model, BatchSettings(max_batch_size=1, max_queue_delay_us=0,
+                                           max_queue=10_000))
+    received = []
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR2, received.append, "SIGUSR2")
+        try:
+            tasks = [asyncio.create_task(batcher.infer(batch(i % 100))) for i in range(3000)]
+            await asyncio.sleep(0)  # every task has queued its image
+            time.sleep(1.0)  # the loop stalls while the worker answers them, one run each
+            os.kill(os.getpid(), signal.SIGUSR2)
+            answers = await asyncio.gather(*tasks)
+            await asyncio.sleep(0.05)
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR2)
+        return answers
+
+    answers = run(go())
+    batcher.close()
+    assert len(model.sizes) == 3000 and len(answers) == 3000
+    assert received == ["SIGUSR2"]
