@@ -61,7 +61,6 @@ fi
 cudart="$(dirname "$(find "$venv" -name 'libcudart.so.12' | head -1)")"
 export LD_LIBRARY_PATH="$cudart${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 pa="$venv/bin/perf_analyzer"
-"$pa" --version >/dev/null 2>&1 || "$pa" --help >/dev/null 2>&1 || true
 
 server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" || true; }

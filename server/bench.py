@@ -302,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s bench: %(message)s", datefmt="%H:%M:%S")
     s = parse(argv)
     try:
-        _model_file(s.repository, s.model)
         result = run(s)
     except (FileNotFoundError, RuntimeError, StartupError) as e:
         print(f"bench: error: {e}", file=sys.stderr)

@@ -111,13 +111,16 @@ def _handlers(model: str, sync: bool) -> tuple[grpc.GenericRpcHandler, ...]:
                  for service, methods in _responders(model).items())
 
 
-_OPTIONS = [("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20), ("grpc.so_reuseport", 0)]
+SERVER_OPTIONS = [  # as the real server: large messages, a busy port is an error
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.so_reuseport", 0),
+]
 
 
 async def serve(port: int, model: str = "highway_mnist") -> tuple[grpc.aio.Server, int]:
     """Starts the floor server (grpc.aio, as the real server) on 127.0.0.1."""
-    server = grpc.aio.server(options=_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers(_handlers(model, sync=False))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -127,7 +130,7 @@ async def serve(port: int, model: str = "highway_mnist") -> tuple[grpc.aio.Serve
 def serve_sync(port: int, workers: int = 16, model: str = "highway_mnist"
                ) -> tuple[grpc.Server, int]:
     """The same on gRPC's synchronous server with a thread pool (as the naive server)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=_OPTIONS)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers(_handlers(model, sync=True))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()

@@ -132,7 +132,7 @@ async def _cpu_in_window(start: float, end: float, result: ClientResult) -> None
     result.cpu_s = time.process_time() - cpu0
 
 
-def _worker(conn, seed: int) -> None:
+def _worker(conn) -> None:
     """Worker process main loop: (target, scenario, payload, clients, times) → ClientResult."""
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     conn.send("ready")
@@ -160,7 +160,7 @@ class ClientPool:
         self._procs = []
         for i in range(processes):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, i), name=f"bench-client-{i}",
+            proc = ctx.Process(target=_worker, args=(child,), name=f"bench-client-{i}",
                                daemon=True)
             proc.start()
             self._conns.append(parent)

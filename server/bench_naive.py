@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import numpy as np
 
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from server import codecs
-from server.bench_floor import run_until_signal
+from server.bench_floor import SERVER_OPTIONS, run_until_signal
 from server.errors import ServingError, StartupError
-from server.runtime import create_session
+from server.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -45,18 +44,6 @@ class NaiveSettings:
     """Most images per request."""
 
 
-class _Model:
-    def __init__(self, settings: NaiveSettings):
-        self.session = create_session(settings.model, settings.device, settings.intra_op_threads)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.limit = settings.max_request_images
-
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        results = self.session.run(self.output_names, {self.input_name: images})
-        return dict(zip(self.output_names, results, strict=True))
-
-
 def _guard(handler):
     """Answers ServingError with its status code, as the real server does."""
     def wrapped(self, request, context):
@@ -67,37 +54,34 @@ def _guard(handler):
     return wrapped
 
 
-class _Classifier(hw_grpc.ClassifierServicer):
-    def __init__(self, model: _Model):
+class _Naive(hw_grpc.ClassifierServicer, kserve_grpc.GRPCInferenceServiceServicer):
+    """Predict and ModelInfer, each running the model once on its own request."""
+
+    def __init__(self, model: Runtime, limit: int):
         self.model = model
+        self.limit = limit
 
     @_guard
     def Predict(self, request, context):  # noqa: N802 - gRPC names
-        images = codecs.decode_predict(request, self.model.limit)
+        images = codecs.decode_predict(request, self.limit)
         return codecs.encode_predict(request.model_name, 1, self.model.run(images),
                                      request.return_gate_activity)
 
-
-class _Inference(kserve_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, model: _Model):
-        self.model = model
-
     @_guard
     def ModelInfer(self, request, context):  # noqa: N802 - gRPC names
-        images = codecs.decode_infer(request, self.model.limit)
+        images = codecs.decode_infer(request, self.limit)
         names = codecs.requested_outputs(request, self.model.output_names)
         return codecs.encode_infer(request, request.model_name, 1, self.model.run(images), names)
 
 
 def serve(settings: NaiveSettings) -> tuple[grpc.Server, int]:
     """Starts the naive server; returns it and its port."""
-    model = _Model(settings)
+    naive = _Naive(Runtime(settings.model, settings.device, settings.intra_op_threads),
+                   settings.max_request_images)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.workers),
-                         options=[("grpc.max_receive_message_length", 64 << 20),
-                                  ("grpc.max_send_message_length", 64 << 20),
-                                  ("grpc.so_reuseport", 0)])
-    hw_grpc.add_ClassifierServicer_to_server(_Classifier(model), server)
-    kserve_grpc.add_GRPCInferenceServiceServicer_to_server(_Inference(model), server)
+                         options=SERVER_OPTIONS)
+    hw_grpc.add_ClassifierServicer_to_server(naive, server)
+    kserve_grpc.add_GRPCInferenceServiceServicer_to_server(naive, server)
     port = server.add_insecure_port(f"127.0.0.1:{settings.port}")
     server.start()
     return server, port

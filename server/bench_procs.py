@@ -32,7 +32,6 @@ class ServerProcess:
     def __init__(self, name: str, args: list[str], port: int, metrics_port: int | None = None,
                  log_path: Path | None = None):
         self.name = name
-        self.port = port
         self.metrics_port = metrics_port
         self.target = f"127.0.0.1:{port}"
         self.log_path = log_path
