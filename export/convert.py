@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from export.errors import ExportError
+from export.errors import ExportError, first_line
 from training.quiet import import_tensorflow
 
 if TYPE_CHECKING:  # keras imports TensorFlow: only when the export actually runs
@@ -51,8 +51,7 @@ def load_keras(path: str | os.PathLike[str]) -> keras.Model:
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for a bad archive; all mean the same here
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"not a loadable Keras model: {path} ({first})") from None
+        raise ExportError(f"not a loadable Keras model: {path} ({first_line(e)})") from None
     check_interface(model, path)
     return model
 

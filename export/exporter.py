@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,20 +11,6 @@ import onnx
 
 from export import convert, gates, repository, verify
 from export.errors import ExportError
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of everything that shaped the exported graph (recorded in metadata)."""
-    import keras
-    import numpy
-    import onnxruntime
-    import tensorflow as tf
-    import tf2onnx
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "numpy": numpy.__version__}
 
 
 def export_model(
@@ -59,8 +44,7 @@ def export_model(
     """
     keras_path, repo = Path(keras_path), Path(repository_dir)
     repository.check_name(name)
-    if images < verify.MIN_IMAGES:  # refused before any slow work
-        raise ExportError(f"--images must be at least {verify.MIN_IMAGES}, got {images}")
+    verify.check_images(images)  # refused before any slow work
     start = time.perf_counter()
     model = convert.load_keras(keras_path)
     from training.models import highway_layers
@@ -77,7 +61,7 @@ def export_model(
         fused = gates.fuse_highway_gates(proto, layers)
         log(f"fused {fused} highway gates into {gates.DOMAIN}.{gates.FUNCTION} function nodes")
         repository.set_metadata(proto, repository.metadata(
-            keras_path, layers, convert.OPSET, library_versions()))
+            keras_path, layers, convert.OPSET, verify.library_versions()))
         onnx_path = staging / "model.onnx"
         try:
             onnx.save(proto, onnx_path)

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
+from google.protobuf import text_format
 
 from export.errors import ExportError
+from protos.inference import model_config_pb2 as mc
 
 DEFAULT_NAME = "highway_mnist"
 MAX_BATCH_SIZE = 64  # Triton's max_batch_size; the server's batcher caps batches at this
@@ -26,7 +28,6 @@ LABELS = [str(d) for d in range(10)]
 INPUT_SCALING = "uint8 pixels 0..255, divided by 255 inside the model"
 RUN_FILES = ("metrics.json", "curves.png")  # copied from the training run when present
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_LAYERS_PARAM = re.compile(r'key: "highway_layers" value: \{ string_value: "([^"]*)" \}')
 
 
 def check_name(name: str) -> str:
@@ -44,8 +45,10 @@ def versions(model_dir: Path) -> list[int]:
 
 
 def stage(repository: Path, name: str, version: int | None) -> tuple[Path, int, Path]:
-    """Create ``REPO/<name>/`` and a staging folder; returns (staging, version, final dir)."""
-    check_name(name)
+    """Create ``REPO/<name>/`` and a staging folder; returns (staging, version, final dir).
+
+    ``name`` was checked with :func:`check_name` by the caller, before any slow work.
+    """
     if version is not None and version < 1:
         raise ExportError(f"version must be a positive integer, got {version}")
     model_dir = repository / name
@@ -105,10 +108,14 @@ def check_same_interface(model_dir: Path, highway_layers: Sequence[str]) -> None
     if not versions(model_dir) or not config.is_file():
         return
     try:
-        found = _LAYERS_PARAM.search(config.read_text(errors="replace"))
+        parsed = text_format.Parse(config.read_text(errors="replace"), mc.ModelConfig(),
+                                   allow_unknown_field=True)
+        param = parsed.parameters.get("highway_layers")
+        existing = param.string_value.split(",") if param else None
     except OSError as e:
         raise ExportError(f"cannot read {config}: {_reason(e)}") from None
-    existing = found.group(1).split(",") if found else None
+    except text_format.ParseError:
+        existing = None
     if existing != list(highway_layers):
         raise ExportError(
             f"{model_dir} holds versions with highway layers {existing}, this model has "

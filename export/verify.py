@@ -15,6 +15,7 @@ import argparse
 import datetime
 import json
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ import numpy as np
 import onnx
 
 from export import gates, parity, plots
-from export.errors import ExportError, VerificationError, one_line
+from export.errors import ExportError, VerificationError, first_line, one_line
 from export.repository import sha256
 
 if TYPE_CHECKING:
@@ -84,8 +85,7 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
 
     start = time.perf_counter()
     onnx_path = Path(onnx_path)
-    if images < MIN_IMAGES:
-        raise ExportError(f"--images must be at least {MIN_IMAGES}, got {images}")
+    check_images(images)
     if not onnx_path.is_file():
         raise ExportError(f"ONNX model not found: {onnx_path}")
     model = keras_model if keras_model is not None else convert.load_keras(keras_path)
@@ -117,8 +117,8 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        first = str(e).strip().splitlines()[0]
-        return _fail(report, onnx_path, start, f"onnx.checker rejected the model: {first}")
+        return _fail(report, onnx_path, start,
+                     f"onnx.checker rejected the model: {first_line(e)}")
     report["checker"] = "passed (full_check)"
     problems = structure_problems(proto, layers)
     if problems:
@@ -188,6 +188,26 @@ def _display(source: str) -> str:
         return path.name
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of everything that shaped the exported graph (recorded in metadata)."""
+    import keras
+    import numpy
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": numpy.__version__}
+
+
+def check_images(images: int) -> None:
+    """``--images`` below the minimum is refused (before any slow work)."""
+    if images < MIN_IMAGES:
+        raise ExportError(f"--images must be at least {MIN_IMAGES}, got {images}")
+
+
 def _fail(report: dict, onnx_path: Path, start: float, reason: str) -> dict:
     report["reason"] = reason
     _write(report, onnx_path, start)
@@ -195,8 +215,6 @@ def _fail(report: dict, onnx_path: Path, start: float, reason: str) -> dict:
 
 
 def _write(report: dict, onnx_path: Path, start: float) -> None:
-    from export.exporter import library_versions
-
     report["versions"] = library_versions()
     report["time"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report["seconds"] = round(time.perf_counter() - start, 2)
