@@ -59,3 +59,39 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.augment < 0 or self.augment > 8:
             raise ValueError(f"--augment must be between 0 and 8 pixels, got {self.augment}")
+
+
+KINDS = ("plain", "highway")
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """The grid and the budget of the depth experiment (one budget for every run)."""
+
+    depths: tuple[int, ...] = (10, 20, 50, 100)  # numbers of layers, as in the paper
+    kinds: tuple[str, ...] = KINDS  # plain and/or highway
+    lrs: tuple[float, ...] = (0.01, 0.03, 0.1)  # initial SGD learning rates searched per config
+    seeds: tuple[int, ...] = (0,)  # seeds per learning rate
+    epochs: int = 10  # passes over the fitting images, every run
+    batch_size: int = 128  # images per SGD step, every run
+    momentum: float = 0.9  # SGD momentum (the paper's optimiser)
+    lr_decay: float = 0.9  # learning-rate factor per epoch (exponential decay)
+    val_size: int = 5000  # last training images held out, as training does (not fitted)
+    train_size: int | None = 10000  # fit on the first N fitting images; None: all 55,000
+    keep_depth: int = 50  # the highway depth whose best model is saved for the gate analysis
+
+    def validate(self) -> None:
+        if not self.depths or min(self.depths) < 2:
+            raise ValueError(f"--depths must all be >= 2, got {list(self.depths)}")
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ValueError(f"--lrs must all be positive, got {list(self.lrs)}")
+        if not self.kinds or set(self.kinds) - set(KINDS):
+            raise ValueError(f"--kinds must be plain and/or highway, got {list(self.kinds)}")
+        if not self.seeds:
+            raise ValueError("--seeds needs at least one seed")
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(f"--train-size must be positive (0: all), got {self.train_size}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be positive")
+        if "highway" in self.kinds and self.keep_depth not in self.depths:
+            raise ValueError(f"--keep-depth {self.keep_depth} is not one of --depths")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -44,7 +43,7 @@ QUICK_DEPTH = dict(depths=(3, 6), lrs=(0.05,), seeds=(0,), epochs=2, batch_size=
 
 
 def parse_args(argv: list[str] | None = None):
-    from training.depth import DepthConfig
+    from training.config import DepthConfig
 
     p = argparse.ArgumentParser(prog="python -m training.experiments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,7 +107,6 @@ def run_depth(settings: Settings, depth_cfg) -> None:
     from training.data import load_mnist
     from training.train import versions
 
-    depth_cfg.validate()
     data = load_mnist(settings.data_dir)
     name = kept_model_name(depth_cfg.keep_depth)
     runs_file = settings.out / "depth_runs.json"
@@ -149,28 +147,28 @@ def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
     data = load_mnist(settings.data_dir)
     if settings.command == "gates":
         report = gate_analysis.gates(model, data, settings.example)
-        report["model"] = path.name
-        _write_json(settings.out / "gates.json", report)
-        figures.gates(report, settings.out / "gates.png")
-        print(f"wrote {settings.out / 'gates.png'}", flush=True)
     else:
         (x_fit, y_fit), _ = data.split_validation(depth_cfg.val_size)
         n = settings.lesion_train_images
         report = gate_analysis.lesion(model, data.x_test, data.y_test, x_fit[:n], y_fit[:n])
-        report["model"] = path.name
-        _write_json(settings.out / "lesion.json", report)
-        figures.lesion(report, settings.out / "lesion.png")
-        print(f"wrote {settings.out / 'lesion.png'}", flush=True)
+    report["model"] = path.name
+    _write_json(settings.out / f"{settings.command}.json", report)
+    draw = figures.gates if settings.command == "gates" else figures.lesion
+    draw(report, settings.out / f"{settings.command}.png")
+    print(f"wrote {settings.out / f'{settings.command}.png'}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    settings, depth_cfg = parse_args(argv)
+    settings, depth_cfg = parse_args(argv)  # bad arguments are answered before TensorFlow loads
     from training.data import MnistDataError
 
     start = time.perf_counter()
     try:
+        if settings.command == "depth":
+            depth_cfg.validate()
+        from training.quiet import import_tensorflow
+
+        import_tensorflow()  # before Keras: keeps TF's C++ start-up notes off the console
         settings.out.mkdir(parents=True, exist_ok=True)
         if settings.command == "depth":
             print(f"depth experiment: {asdict(depth_cfg)}", flush=True)
