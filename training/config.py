@@ -79,6 +79,7 @@ class DepthConfig:
     val_size: int = 5000  # last training images held out, as training does (not fitted)
     train_size: int | None = 10000  # fit on the first N fitting images; None: all 55,000
     keep_depth: int = 50  # the highway depth whose best model is saved for the gate analysis
+    gate_bias: float | None = None  # highway gate bias init; None: the paper's -1/-2/-3 rule
 
     def validate(self) -> None:
         if not self.depths or min(self.depths) < 2:
@@ -93,5 +94,7 @@ class DepthConfig:
             raise ValueError(f"--train-size must be positive (0: all), got {self.train_size}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be positive")
+        if self.gate_bias is not None and not self.gate_bias < 0:
+            raise ValueError(f"--gate-bias must be negative (a carry bias), got {self.gate_bias}")
         if "highway" in self.kinds and self.keep_depth not in self.depths:
             raise ValueError(f"--keep-depth {self.keep_depth} is not one of --depths")

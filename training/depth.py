@@ -20,11 +20,11 @@ import tensorflow as tf
 from training import models
 from training.config import KINDS, DepthConfig  # noqa: F401 - re-exported here
 from training.data import Mnist
-from training.layers import is_highway
+from training.layers import is_highway, paper_gate_bias
 from training.train import TrainConfig, make_dataset, make_optimizer
 
 
-def build(kind: str, depth: int, seed: int) -> keras.Model:
+def build(kind: str, depth: int, seed: int, gate_bias: float | None = None) -> keras.Model:
     """``models.fc`` with He-normal kernels on every ReLU transform, plain and highway alike.
 
     Why: with Keras' default Glorot init a deep ReLU stack shrinks its signal by
@@ -32,7 +32,7 @@ def build(kind: str, depth: int, seed: int) -> keras.Model:
     paper used normalised (He-style) initialisation for its plain nets; we give
     the highway transforms H the same, and leave the gates as ``models.fc`` makes them.
     """
-    model = models.fc(depth, plain=(kind == "plain"))
+    model = models.fc(depth, plain=(kind == "plain"), gate_bias_init=gate_bias)
     # A seed *generator*: an initializer given a plain integer seed draws the same
     # values on every call, which would start every same-shaped layer identical.
     init = keras.initializers.HeNormal(seed=keras.random.SeedGenerator(seed))
@@ -72,7 +72,7 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
     (x_fit, y_fit), _ = data.split_validation(cfg.val_size)
     if cfg.train_size is not None:
         x_fit, y_fit = x_fit[: cfg.train_size], y_fit[: cfg.train_size]
-    model = build(kind, depth, seed)
+    model = build(kind, depth, seed, cfg.gate_bias)
     steps = -(-len(x_fit) // cfg.batch_size)
     train_cfg = TrainConfig(model="fc", depth=depth, plain=kind == "plain", epochs=cfg.epochs,
                             batch_size=cfg.batch_size, optimizer="sgd", lr=lr,
@@ -95,6 +95,8 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
         save_without_optimizer(model, save_to)
     return {
         "kind": kind, "depth": depth, "lr": lr, "seed": seed,
+        "gate_bias": (None if kind == "plain" else
+                      cfg.gate_bias if cfg.gate_bias is not None else paper_gate_bias(depth)),
         "params": int(model.count_params()),
         "train_loss": [_finite(v) for v in losses],
         "train_accuracy": [float(v) for v in history.history["accuracy"]],
@@ -121,7 +123,8 @@ def _rank(run: dict) -> tuple[bool, float]:
     return run["diverged"], run["best_train_loss"]
 
 
-BUDGET_KEYS = ("epochs", "batch_size", "momentum", "lr_decay", "val_size", "train_size")
+BUDGET_KEYS = ("epochs", "batch_size", "momentum", "lr_decay", "val_size", "train_size",
+               "gate_bias")
 
 
 def same_budget(cfg: DepthConfig, previous_config: dict) -> bool:

@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--train-size", type=int,
                    help="depth: fit on the first N training images (default 10000; 0: all)")
     p.add_argument("--keep-depth", type=int, help="depth: highway depth kept for gates/lesion")
+    p.add_argument("--gate-bias", type=float,
+                   help="depth: highway gate bias init (default: the paper's -1/-2/-3 by depth)")
     p.add_argument("--resume", action="store_true",
                    help="depth: reuse the runs in OUT/depth_runs.json made with the same budget")
     p.add_argument("--model", default=None, help="gates/lesion: .keras file to analyse")
@@ -68,7 +70,8 @@ def parse_args(argv: list[str] | None = None):
     depth = DepthConfig(**QUICK_DEPTH) if args.quick else DepthConfig()
     overrides = {"seeds": args.seeds, "lrs": args.lrs, "depths": args.depths, "kinds": args.kinds,
                  "epochs": args.epochs, "batch_size": args.batch_size,
-                 "train_size": args.train_size, "keep_depth": args.keep_depth}
+                 "train_size": args.train_size, "keep_depth": args.keep_depth,
+                 "gate_bias": args.gate_bias}
     depth = replace(depth, **{k: tuple(v) if isinstance(v, list) else v
                               for k, v in overrides.items() if v is not None})
     if depth.train_size == 0:

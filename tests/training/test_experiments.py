@@ -160,6 +160,7 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     (["--lrs", "0"], "--lrs must all be positive"),
     (["--keep-depth", "7"], "--keep-depth 7 is not one of --depths"),
     (["--kinds", "resnet"], "--kinds must be plain and/or highway"),
+    (["--gate-bias", "1"], "--gate-bias must be negative"),
 ])
 def test_bad_depth_settings_are_one_line_errors(tmp_path, capsys, extra, message):
     assert _run("depth", tmp_path, *extra) == 2
@@ -184,3 +185,15 @@ def test_depth_nets_start_with_distinct_transforms_reproducible_per_seed(kind):
         assert not np.allclose(same_shape[i], same_shape[i + 1])
     # ... and the same seed builds the same net again.
     assert all(np.array_equal(a, b) for a, b in zip(first, kernels(0), strict=True))
+
+
+def test_depth_gate_bias_overrides_the_paper_rule_for_highway_layers():
+    from training.depth import build
+
+    def biases(gate_bias):
+        model = build("highway", 5, 0, gate_bias)
+        return {float(b) for layer in model.layers if hasattr(layer, "gate_bias")
+                for b in np.asarray(layer.gate_bias)}
+
+    assert biases(None) == {-1.0}  # the paper's rule at 5 layers
+    assert biases(-5.0) == {-5.0}
