@@ -16,6 +16,22 @@ TINY_MODEL_NAME = "highway_mnist"  # the name the product's repository uses
 TINY_VERSION = 1
 
 
+# Markers for runs that take minutes: their tests run only when ``-m`` names them.
+OPT_IN = {
+    "container": "builds and runs the image; select with -m container",
+    "soak": "minutes long; run with -m soak",
+    "fuzz": "minutes long; run with -m fuzz",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chosen = config.getoption("markexpr") or ""
+    for item in items:
+        for marker, reason in OPT_IN.items():
+            if item.get_closest_marker(marker) is not None and marker not in chosen:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter would otherwise land in every failing test's output.
     from export.convert import quiet_tensorflow

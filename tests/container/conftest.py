@@ -27,16 +27,6 @@ from tests.container.containers import (
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Container tests build images (minutes cold): run them only when -m names the marker."""
-    if "container" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="builds and runs the image; select with -m container")
-    for item in items:
-        if item.get_closest_marker("container") is not None:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     """The container engine; skip (fail under CI) when there is none."""

@@ -22,11 +22,3 @@ def shared_server(tiny_repository, server_log):
     with running_server(tiny_repository, log=server_log) as server:
         yield server
 
-
-def pytest_collection_modifyitems(config, items):
-    """Soak and fuzz runs take minutes: they run only when ``-m`` names them."""
-    chosen = config.getoption("markexpr") or ""
-    for item in items:
-        for marker in ("soak", "fuzz"):
-            if item.get_closest_marker(marker) and marker not in chosen:
-                item.add_marker(pytest.mark.skip(reason=f"minutes long; run with -m {marker}"))
