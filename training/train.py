@@ -3,6 +3,12 @@
 A run folder holds ``model.keras`` (the best epoch by validation accuracy),
 ``history.csv``, ``curves.png``, ``metrics.json`` and ``train.log`` (the command
 and a line per epoch, handy to follow a run in the background).
+
+A run that is interrupted resumes where it stopped when started again with the
+same folder: Keras' ``BackupAndRestore`` keeps the weights, the optimizer and the
+epoch in ``backup/`` (deleted when the run completes), ``history.csv`` is written
+an epoch at a time, and the best-so-far checkpoint keeps its threshold. The
+shuffling order after a resume differs from an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -58,11 +64,13 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.O
 
 
 class _EpochLog(keras.callbacks.Callback):
-    """Adds wall time and learning rate to each epoch's row; appends a line to train.log."""
+    """Adds wall time and learning rate to each epoch's row; appends it to history.csv
+    and a line to train.log, so an interrupted run keeps the epochs it finished."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, history: Path):
         super().__init__()
         self.path = path
+        self.history = history
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -75,6 +83,9 @@ class _EpochLog(keras.callbacks.Callback):
         fields = " ".join(f"{k}={v:.5g}" for k, v in logs.items())
         with self.path.open("a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {epoch + 1} {fields}\n")
+        rows = [r for r in _read_csv(self.history) if r["epoch"] != epoch + 1]
+        rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_KEYS if k in logs}})
+        _write_csv(self.history, rows)
 
 
 def versions() -> dict[str, str]:
@@ -93,7 +104,12 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     log_path = out / "train.log"
-    log_path.write_text(f"{cfg.command}\n")
+    history_path = out / "history.csv"
+    earlier = _read_csv(history_path) if (out / "backup").is_dir() else []
+    if not earlier:
+        history_path.unlink(missing_ok=True)
+    with log_path.open("a" if earlier else "w") as f:
+        f.write(f"{cfg.command}\n" + (f"resuming after epoch {len(earlier)}\n" if earlier else ""))
     model = models.build(cfg.model, depth=cfg.depth, plain=cfg.plain)
     steps = -(-len(x_fit) // cfg.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps), loss="sparse_categorical_crossentropy",
@@ -105,17 +121,18 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
           f"images, selecting on {len(x_val):,} ({data.source})", flush=True)
     verbose = cfg.verbose if cfg.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.perf_counter()
-    history = model.fit(
+    model.fit(
         fit_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=verbose, shuffle=False,
         callbacks=[
-            _EpochLog(log_path),
-            keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy",
-                                            save_best_only=True, mode="max"),
+            _EpochLog(log_path, history_path),
+            keras.callbacks.ModelCheckpoint(
+                out / "model.keras", monitor="val_accuracy", save_best_only=True, mode="max",
+                initial_value_threshold=max((r["val_accuracy"] for r in earlier), default=None)),
+            keras.callbacks.BackupAndRestore(out / "backup"),
         ],
     )
-    train_seconds = time.perf_counter() - start
-    rows = _history_rows(history.history)
-    _write_csv(out / "history.csv", rows)
+    rows = _read_csv(history_path)  # with the epochs of earlier, interrupted attempts
+    train_seconds = time.perf_counter() - start + sum(r["seconds"] for r in earlier)
     plots.training_curves(rows, out / "curves.png", title=f"{model.name} ({cfg.command})")
 
     best = keras.models.load_model(out / "model.keras")
@@ -151,11 +168,15 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
     return metrics
 
 
-def _history_rows(history: dict[str, list[float]]) -> list[dict[str, float]]:
-    keys = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
-    n = len(history["loss"])
-    return [{"epoch": i + 1, **{k: float(history[k][i]) for k in keys if k in history}}
-            for i in range(n)]
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+
+
+def _read_csv(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
