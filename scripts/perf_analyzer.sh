@@ -69,8 +69,8 @@ if [ -n "$serve" ]; then
   port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   url="127.0.0.1:$port"
   if [ "$serve" = floor ]; then
-    echo "==> starting the gRPC floor (python -m server.bench_floor) on $url"
-    .venv/bin/python -m server.bench_floor --port "$port" &
+    echo "==> starting the gRPC floor (python -m bench.floor) on $url"
+    .venv/bin/python -m bench.floor --port "$port" &
   else
     echo "==> starting python -m server on $url ($serve)"
     .venv/bin/python -m server --model-repository "$serve" --host 127.0.0.1 --grpc-port "$port" \

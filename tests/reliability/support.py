@@ -1,7 +1,7 @@
 """Helpers for the reliability tests: a real server subprocess, raw calls, metrics scrapes.
 
 The server is ``python -m server`` in its own process (started by the benchmark's
-:class:`server.bench_procs.ServerProcess`), so a crash, a hang or an exit code is
+:class:`bench.harness.ServerProcess`), so a crash, a hang or an exit code is
 observed exactly as an operator would see it.
 """
 
@@ -17,10 +17,9 @@ import grpc
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.harness import METHODS, ServerProcess, check_answer, real_server, request_bytes
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
-from server.bench_load import METHODS, check_answer, request_bytes
-from server.bench_procs import ServerProcess, real_server
 
 MODEL = "highway_mnist"
 GRPC_OPTIONS = [("grpc.max_receive_message_length", 128 << 20),

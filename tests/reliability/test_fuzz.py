@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.harness import check_answer
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
-from server.bench_load import check_answer
 from tests.reliability.support import (
     assert_serves_correctly,
     channel,

@@ -17,7 +17,7 @@ import time
 
 import grpc
 
-from server.bench_load import check_answer
+from bench.harness import check_answer
 from tests.reliability.support import channel, infer_bytes, raw_call, running_server
 
 CLIENTS = 8

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from server.bench_load import ClientPool, Scenario, request_bytes
+from bench.harness import request_bytes
+from bench.load import ClientPool, Scenario
 from tests.reliability.support import MODEL, assert_serves_correctly, images, running_server
 
 LEGS = [Scenario("ModelInfer", 1, 8), Scenario("Predict", 8, 8), Scenario("ModelInfer", 64, 8),

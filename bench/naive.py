@@ -1,6 +1,6 @@
 """The naive baseline for the benchmark: one ONNX Runtime run per request, no batching.
 
-``python -m server.bench_naive --model FILE --port N`` serves Predict and
+``python -m bench.naive --model FILE --port N`` serves Predict and
 ModelInfer the way a first attempt would: gRPC's synchronous server with a
 thread pool, each handler decoding its request (with the real server's codecs,
 so validation costs the same), running the session once on its own images and
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import grpc
 
+from bench.floor import SERVER_OPTIONS, run_until_signal
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from server import codecs
-from server.bench_floor import SERVER_OPTIONS, run_until_signal
 from server.errors import ServingError, StartupError
 from server.runtime import Runtime
 
@@ -89,7 +89,7 @@ def serve(settings: NaiveSettings) -> tuple[grpc.Server, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Serves until SIGTERM/SIGINT; exit 1 with one line if it cannot start."""
-    p = argparse.ArgumentParser(prog="python -m server.bench_naive", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.naive", description=__doc__)
     p.add_argument("--model", type=Path, required=True, help="model.onnx to serve")
     p.add_argument("--port", type=int, default=0, help="gRPC port on 127.0.0.1 (0: any)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         server, port = serve(NaiveSettings(args.model, args.port, args.device,
                                            args.intra_op_threads, args.workers))
     except (StartupError, RuntimeError) as e:
-        print(f"bench_naive: error: {e}", file=sys.stderr)
+        print(f"bench.naive: error: {e}", file=sys.stderr)
         return 1
     return run_until_signal(server, f"naive server listening on 127.0.0.1:{port}")
 

@@ -1,6 +1,6 @@
 """The gRPC floor for the benchmark: Python's gRPC server with no model behind it.
 
-``python -m server.bench_floor --port N`` answers Predict and ModelInfer on the
+``python -m bench.floor --port N`` answers Predict and ModelInfer on the
 same stack as the real server (grpc.aio, the same channel options, upb
 protobuf): it parses each request only to count its images and answers a
 pre-serialized response of the right shape (uniform probabilities, so the
@@ -141,7 +141,7 @@ def _main_sync(port: int) -> int:
     try:
         server, bound = serve_sync(port)
     except RuntimeError:
-        print(f"bench_floor: error: cannot listen on 127.0.0.1:{port}", file=sys.stderr)
+        print(f"bench.floor: error: cannot listen on 127.0.0.1:{port}", file=sys.stderr)
         return 1
     return run_until_signal(server, f"floor server (sync) listening on 127.0.0.1:{bound}")
 
@@ -161,7 +161,7 @@ async def _main(port: int) -> int:
     try:
         server, bound = await serve(port)
     except RuntimeError:
-        print(f"bench_floor: error: cannot listen on 127.0.0.1:{port}", file=sys.stderr)
+        print(f"bench.floor: error: cannot listen on 127.0.0.1:{port}", file=sys.stderr)
         return 1
     print(f"floor server listening on 127.0.0.1:{bound}", flush=True)
     stop = asyncio.Event()
@@ -175,7 +175,7 @@ async def _main(port: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Serves until SIGTERM/SIGINT; exit 1 with one line if it cannot start."""
-    p = argparse.ArgumentParser(prog="python -m server.bench_floor", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=0, help="gRPC port on 127.0.0.1 (0: any)")
     p.add_argument("--sync", action="store_true",

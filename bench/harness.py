@@ -1,9 +1,10 @@
-"""Server subprocesses for the benchmark: start on free ports, wait until they answer, stop.
+"""What the benchmark and the reliability tests share: server subprocesses, requests, checks.
 
 Both the real server (``python -m server``) and the naive baseline
-(``python -m server.bench_naive``) run as their own processes, as in production,
-so their CPU and memory can be read from ``/proc`` and the load generator's GIL
-is never theirs.
+(``python -m bench.naive``) run as their own processes, as in production, so
+their CPU and memory can be read from ``/proc``, the load generator's GIL is
+never theirs, and a crash, a hang or an exit code is seen as an operator sees it.
+Requests are built from raw bytes and answers checked here, once, for both.
 """
 
 from __future__ import annotations
@@ -17,6 +18,39 @@ import time
 from pathlib import Path
 
 import grpc
+import numpy as np
+
+from protos.highway.v1 import classifier_pb2 as hw
+from protos.inference import grpc_service_pb2 as kserve
+
+METHODS = {
+    "Predict": "/highway.v1.Classifier/Predict",
+    "ModelInfer": "/inference.GRPCInferenceService/ModelInfer",
+}
+
+
+def request_bytes(api: str, model: str, images: np.ndarray) -> bytes:
+    """A serialized request for ``images`` (uint8 [N, 28, 28]) on the given API."""
+    if api == "Predict":
+        return hw.PredictRequest(model_name=model,
+                                 images=[img.tobytes() for img in images]).SerializeToString()
+    request = kserve.ModelInferRequest(model_name=model)
+    request.inputs.add(name="images", datatype="UINT8", shape=images.shape)
+    request.raw_input_contents.append(np.ascontiguousarray(images).tobytes())
+    return request.SerializeToString()
+
+
+def check_answer(api: str, answer: bytes, n: int) -> None:
+    """Raises ValueError unless ``answer`` holds n probability rows summing to 1."""
+    if api == "Predict":
+        response = hw.PredictResponse.FromString(answer)
+        rows = np.array([list(p.probabilities) for p in response.predictions], dtype=np.float32)
+    else:
+        response = kserve.ModelInferResponse.FromString(answer)
+        index = [o.name for o in response.outputs].index("probabilities")
+        rows = np.frombuffer(response.raw_output_contents[index], dtype="<f4").reshape(-1, 10)
+    if rows.shape != (n, 10) or not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError(f"{api} answered {rows.shape} probabilities for {n} images")
 
 
 def free_port() -> int:
@@ -108,15 +142,15 @@ def real_server(repository: Path, device: str, threads: int, extra: list[str],
 
 def naive_server(model: Path, device: str, threads: int, workers: int,
                  log_path: Path | None) -> ServerProcess:
-    """``python -m server.bench_naive`` on a free port."""
+    """``python -m bench.naive`` on a free port."""
     port = free_port()
-    args = ["-m", "server.bench_naive", "--model", str(model), "--port", str(port),
+    args = ["-m", "bench.naive", "--model", str(model), "--port", str(port),
             "--device", device, "--intra-op-threads", str(threads), "--workers", str(workers)]
     return ServerProcess("naive", args, port, None, log_path)
 
 
 def floor_server(log_path: Path | None) -> ServerProcess:
-    """``python -m server.bench_floor`` (gRPC with no model) on a free port."""
+    """``python -m bench.floor`` (gRPC with no model) on a free port."""
     port = free_port()
-    return ServerProcess("floor", ["-m", "server.bench_floor", "--port", str(port)], port, None,
+    return ServerProcess("floor", ["-m", "bench.floor", "--port", str(port)], port, None,
                          log_path)

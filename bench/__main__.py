@@ -1,4 +1,4 @@
-"""``python -m server.bench``: the server against raw ONNX Runtime and a naive server.
+"""``python -m bench``: the server against raw ONNX Runtime and a naive server.
 
 One run, one model, one machine:
 1. raw in-process ONNX Runtime at batch 1, 8, 64 (the server's session options);
@@ -33,10 +33,17 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
-from server import bench_report
-from server.bench_load import METHODS, ClientPool, Scenario, percentiles, request_bytes
-from server.bench_procs import ServerProcess, floor_server, naive_server, real_server
-from server.bench_raw import RawBench
+from bench import report
+from bench.harness import (
+    METHODS,
+    ServerProcess,
+    floor_server,
+    naive_server,
+    real_server,
+    request_bytes,
+)
+from bench.load import ClientPool, Scenario, percentiles
+from bench.raw import RawBench
 from server.errors import StartupError
 from server.settings import default_repository
 
@@ -239,7 +246,7 @@ def run(s: BenchSettings) -> dict:
         "raw": {str(b): r.summary() for b, r in raw.results.items()},
         "runs": rows, "server_exit_codes": exits,
     }
-    bench_report.add_ratios(result)
+    report.add_ratios(result)
     return result
 
 
@@ -256,7 +263,7 @@ def _loads(text: str) -> tuple[tuple[int, int], ...]:
 def parse(argv: list[str] | None = None) -> BenchSettings:
     """Settings from the command line."""
     d = BenchSettings()
-    p = argparse.ArgumentParser(prog="python -m server.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repository", type=Path, default=d.repository, help="model repository")
     p.add_argument("--model", default=d.model, help="model name")
@@ -306,13 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError, StartupError) as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 1
-    print(bench_report.table(result))
+    print(report.table(result))
     if s.out is not None:
         s.out.parent.mkdir(parents=True, exist_ok=True)
         s.out.write_text(json.dumps(result, indent=2) + "\n")
         log.info("wrote %s", s.out)
         try:
-            bench_report.plot(result, s.out.with_suffix(".png"))
+            report.plot(result, s.out.with_suffix(".png"))
             log.info("wrote %s", s.out.with_suffix(".png"))
         except ImportError:  # matplotlib comes with the train extra only
             log.info("no matplotlib: no PNG")

@@ -24,13 +24,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from protos.highway.v1 import classifier_pb2 as hw
-from protos.inference import grpc_service_pb2 as kserve
-
-METHODS = {
-    "Predict": "/highway.v1.Classifier/Predict",
-    "ModelInfer": "/inference.GRPCInferenceService/ModelInfer",
-}
+from bench.harness import METHODS, check_answer
 
 
 @dataclass(frozen=True)
@@ -53,30 +47,6 @@ class ClientResult:
     errors: dict[str, int] = field(default_factory=dict)
     cpu_s: float = 0.0
     checked: int = 0
-
-
-def request_bytes(api: str, model: str, images: np.ndarray) -> bytes:
-    """A serialized request for ``images`` (uint8 [N, 28, 28]) on the given API."""
-    if api == "Predict":
-        return hw.PredictRequest(model_name=model,
-                                 images=[img.tobytes() for img in images]).SerializeToString()
-    request = kserve.ModelInferRequest(model_name=model)
-    request.inputs.add(name="images", datatype="UINT8", shape=images.shape)
-    request.raw_input_contents.append(np.ascontiguousarray(images).tobytes())
-    return request.SerializeToString()
-
-
-def check_answer(api: str, answer: bytes, n: int) -> None:
-    """Raises ValueError unless ``answer`` holds n probability rows summing to 1."""
-    if api == "Predict":
-        response = hw.PredictResponse.FromString(answer)
-        rows = np.array([list(p.probabilities) for p in response.predictions], dtype=np.float32)
-    else:
-        response = kserve.ModelInferResponse.FromString(answer)
-        index = [o.name for o in response.outputs].index("probabilities")
-        rows = np.frombuffer(response.raw_output_contents[index], dtype="<f4").reshape(-1, 10)
-    if rows.shape != (n, 10) or not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
-        raise ValueError(f"{api} answered {rows.shape} probabilities for {n} images")
 
 
 async def _client(call, payload: bytes, api: str, n: int, start: float, end: float,

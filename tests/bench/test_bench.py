@@ -1,4 +1,4 @@
-"""Smoke tests of ``python -m server.bench``: real servers, load and ORT; no timing asserts."""
+"""Smoke tests of ``python -m bench``: real servers, load and ORT; no timing asserts."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from server import bench, bench_report
+import bench.__main__ as bench
+from bench import report as bench_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.bench", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,4 +1,4 @@
-"""The gRPC floor (``python -m server.bench_floor``): canned answers shaped like the real model's,
+"""The gRPC floor (``python -m bench.floor``): canned answers shaped like the real model's,
 so the benchmark's answer check and perf_analyzer accept it as the same model."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import grpc
 import numpy as np
 import pytest
 
+from bench.harness import METHODS, check_answer, request_bytes
 from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
-from server.bench_load import METHODS, check_answer, request_bytes
 from server.settings import default_repository
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module", params=["aio", "sync"])
 def floor_address(request):
     flags = ["--sync"] if request.param == "sync" else []
-    proc = subprocess.Popen([sys.executable, "-m", "server.bench_floor", "--port", "0", *flags],
+    proc = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", "0", *flags],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # "floor server listening on 127.0.0.1:PORT"
     assert "listening on" in line, proc.stderr.read()
