@@ -68,6 +68,7 @@ RUN /opt/venv/bin/pip install --quiet -c constraints.txt -r requirements.txt set
 COPY --from=requirements /src/pyproject.toml ./
 COPY README.md ./
 COPY protos ./protos
+COPY highway_core ./highway_core
 COPY server ./server
 RUN /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation . \
  && /opt/venv/bin/pip check \

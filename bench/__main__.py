@@ -44,6 +44,7 @@ from bench.harness import (
 )
 from bench.load import ClientPool, Scenario, percentiles
 from bench.raw import RawBench
+from highway_core.facts import IMAGE_SHAPE, MODEL_NAME
 from server.errors import StartupError
 from server.settings import default_repository
 
@@ -56,7 +57,7 @@ class BenchSettings:
 
     repository: Path = field(default_factory=default_repository)
     """Model repository (Triton layout) the server loads."""
-    model: str = "highway_mnist"
+    model: str = MODEL_NAME
     """Model name; its highest version is benchmarked."""
     device: str = "cpu"
     """ONNX Runtime device for raw ORT and both servers."""
@@ -114,7 +115,7 @@ def _shown(path: Path) -> str:
 def _images(n: int) -> np.ndarray:
     """Deterministic digit-like test images (MNIST statistics: mostly black, bright strokes)."""
     rng = np.random.default_rng(0)
-    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    images = np.zeros((n, *IMAGE_SHAPE), dtype=np.uint8)
     images[:, 6:22, 10:18] = rng.integers(0, 256, size=(n, 16, 8), dtype=np.uint8)
     return images
 

@@ -25,23 +25,31 @@ from concurrent import futures
 import grpc
 import numpy as np
 
+from highway_core.facts import (
+    GATE_ACTIVITY,
+    IMAGE_SHAPE,
+    INPUT_NAME,
+    MODEL_NAME,
+    NUM_CLASSES,
+    PROBABILITIES,
+)
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import model_config_pb2 as mc
 
-CLASSES, GATES = 10, 8
+GATES = 8  # the shipped model's highway layers
 
 
 def _predict_answer(n: int) -> bytes:
     response = hw.PredictResponse(model_name="floor", model_version=1)
     for _ in range(n):
-        response.predictions.add(digit=0, confidence=0.1, probabilities=[0.1] * CLASSES)
+        response.predictions.add(digit=0, confidence=0.1, probabilities=[0.1] * NUM_CLASSES)
     return response.SerializeToString()
 
 
 def _infer_answer(n: int) -> bytes:
     response = kserve.ModelInferResponse(model_name="floor", model_version="1")
-    for name, width in (("gate_activity", GATES), ("probabilities", CLASSES)):
+    for name, width in ((GATE_ACTIVITY, GATES), (PROBABILITIES, NUM_CLASSES)):
         response.outputs.add(name=name, datatype="FP32", shape=[n, width])
         response.raw_output_contents.append(np.full((n, width), 0.1, "<f4").tobytes())
     return response.SerializeToString()
@@ -64,13 +72,13 @@ def _model_messages(name: str) -> dict[str, bytes]:
     tensor = kserve.ModelMetadataResponse.TensorMetadata
     metadata = kserve.ModelMetadataResponse(
         name=name, platform="onnxruntime_onnx", versions=["1"],
-        inputs=[tensor(name="images", datatype="UINT8", shape=[-1, 28, 28])],
+        inputs=[tensor(name=INPUT_NAME, datatype="UINT8", shape=[-1, *IMAGE_SHAPE])],
         outputs=[tensor(name="gate_activity", datatype="FP32", shape=[-1, GATES]),
-                 tensor(name="probabilities", datatype="FP32", shape=[-1, CLASSES])])
+                 tensor(name=PROBABILITIES, datatype="FP32", shape=[-1, NUM_CLASSES])])
     config = mc.ModelConfig(
         name=name, platform="onnxruntime_onnx", max_batch_size=4096,
-        input=[mc.ModelInput(name="images", data_type=mc.TYPE_UINT8, dims=[28, 28])],
-        output=[mc.ModelOutput(name="probabilities", data_type=mc.TYPE_FP32, dims=[CLASSES]),
+        input=[mc.ModelInput(name=INPUT_NAME, data_type=mc.TYPE_UINT8, dims=IMAGE_SHAPE)],
+        output=[mc.ModelOutput(name=PROBABILITIES, data_type=mc.TYPE_FP32, dims=[NUM_CLASSES]),
                 mc.ModelOutput(name="gate_activity", data_type=mc.TYPE_FP32, dims=[GATES])])
     return {"ServerLive": kserve.ServerLiveResponse(live=True).SerializeToString(),
             "ServerReady": kserve.ServerReadyResponse(ready=True).SerializeToString(),
@@ -118,7 +126,7 @@ SERVER_OPTIONS = [  # as the real server: large messages, a busy port is an erro
 ]
 
 
-async def serve(port: int, model: str = "highway_mnist") -> tuple[grpc.aio.Server, int]:
+async def serve(port: int, model: str = MODEL_NAME) -> tuple[grpc.aio.Server, int]:
     """Starts the floor server (grpc.aio, as the real server) on 127.0.0.1."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers(_handlers(model, sync=False))
@@ -127,7 +135,7 @@ async def serve(port: int, model: str = "highway_mnist") -> tuple[grpc.aio.Serve
     return server, bound
 
 
-def serve_sync(port: int, workers: int = 16, model: str = "highway_mnist"
+def serve_sync(port: int, workers: int = 16, model: str = MODEL_NAME
                ) -> tuple[grpc.Server, int]:
     """The same on gRPC's synchronous server with a thread pool (as the naive server)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS)

@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from highway_core.facts import INPUT_NAME, NUM_CLASSES, PROBABILITIES
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 
@@ -35,7 +36,7 @@ def request_bytes(api: str, model: str, images: np.ndarray) -> bytes:
         return hw.PredictRequest(model_name=model,
                                  images=[img.tobytes() for img in images]).SerializeToString()
     request = kserve.ModelInferRequest(model_name=model)
-    request.inputs.add(name="images", datatype="UINT8", shape=images.shape)
+    request.inputs.add(name=INPUT_NAME, datatype="UINT8", shape=images.shape)
     request.raw_input_contents.append(np.ascontiguousarray(images).tobytes())
     return request.SerializeToString()
 
@@ -47,9 +48,10 @@ def check_answer(api: str, answer: bytes, n: int) -> None:
         rows = np.array([list(p.probabilities) for p in response.predictions], dtype=np.float32)
     else:
         response = kserve.ModelInferResponse.FromString(answer)
-        index = [o.name for o in response.outputs].index("probabilities")
-        rows = np.frombuffer(response.raw_output_contents[index], dtype="<f4").reshape(-1, 10)
-    if rows.shape != (n, 10) or not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+        index = [o.name for o in response.outputs].index(PROBABILITIES)
+        rows = np.frombuffer(response.raw_output_contents[index], dtype="<f4")
+        rows = rows.reshape(-1, NUM_CLASSES)
+    if rows.shape != (n, NUM_CLASSES) or not np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
         raise ValueError(f"{api} answered {rows.shape} probabilities for {n} images")
 
 

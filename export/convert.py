@@ -16,16 +16,13 @@ from typing import TYPE_CHECKING
 import onnx
 
 from export.errors import ExportError, first_line
+from highway_core.facts import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAMES
 from training.quiet import import_tensorflow
 
 if TYPE_CHECKING:  # keras imports TensorFlow: only when the export actually runs
     import keras
 
 OPSET = 17  # pinned: the oldest opset the contract allows, run by every ORT we ship
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("probabilities", "gate_activity")
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
 
 
 def quiet_tensorflow() -> None:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from highway_core.facts import INPUT_NAME, OUTPUT_NAMES
+
 if TYPE_CHECKING:
     import keras
 
@@ -42,6 +44,6 @@ def onnx_outputs(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = [session.run(["probabilities", "gate_activity"], {"images": x[i:i + BATCH]})
+    outputs = [session.run(list(OUTPUT_NAMES), {INPUT_NAME: x[i:i + BATCH]})
                for i in range(0, len(x), BATCH)]  # bounded memory for conv nets on 10k images
     return (np.concatenate([o[0] for o in outputs]), np.concatenate([o[1] for o in outputs]))

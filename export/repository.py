@@ -19,12 +19,22 @@ import onnx
 from google.protobuf import text_format
 
 from export.errors import ExportError
+from highway_core.facts import (
+    COLS,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_QUEUE_DELAY_US,
+    GATE_ACTIVITY,
+    INPUT_NAME,
+    MODEL_NAME,
+    NUM_CLASSES,
+    PROBABILITIES,
+    ROWS,
+    version_folders,
+)
 from protos.inference import model_config_pb2 as mc
 
-DEFAULT_NAME = "highway_mnist"
-MAX_BATCH_SIZE = 64  # Triton's max_batch_size; the server's batcher caps batches at this
-QUEUE_DELAY_US = 500  # dynamic_batching max_queue_delay_microseconds
-LABELS = [str(d) for d in range(10)]
+DEFAULT_NAME = MODEL_NAME
+LABELS = [str(d) for d in range(NUM_CLASSES)]
 INPUT_SCALING = "uint8 pixels 0..255, divided by 255 inside the model"
 RUN_FILES = ("metrics.json", "curves.png")  # copied from the training run when present
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -39,9 +49,7 @@ def check_name(name: str) -> str:
 
 def versions(model_dir: Path) -> list[int]:
     """The integer version folders already in ``model_dir``, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    return version_folders(model_dir) if model_dir.is_dir() else []
 
 
 def stage(repository: Path, name: str, version: int | None) -> tuple[Path, int, Path]:
@@ -86,14 +94,14 @@ def config_text(name: str, highway_layers: Sequence[str]) -> str:
     return (
         f'name: "{name}"\n'
         'platform: "onnxruntime_onnx"\n'
-        f"max_batch_size: {MAX_BATCH_SIZE}\n"
-        'input [ { name: "images" data_type: TYPE_UINT8 dims: [ 28, 28 ] } ]\n'
+        f"max_batch_size: {DEFAULT_MAX_BATCH_SIZE}\n"
+        f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_UINT8 dims: [ {ROWS}, {COLS} ] }} ]\n'
         "output [\n"
-        '  { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] '
+        f'  {{ name: "{PROBABILITIES}" data_type: TYPE_FP32 dims: [ {NUM_CLASSES} ] '
         'label_filename: "labels.txt" },\n'
-        f'  {{ name: "gate_activity" data_type: TYPE_FP32 dims: [ {len(highway_layers)} ] }}\n'
+        f'  {{ name: "{GATE_ACTIVITY}" data_type: TYPE_FP32 dims: [ {len(highway_layers)} ] }}\n'
         "]\n"
-        f"dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US} }}\n"
+        f"dynamic_batching {{ max_queue_delay_microseconds: {DEFAULT_QUEUE_DELAY_US} }}\n"
         f'parameters {{ key: "highway_layers" value: {{ string_value: "{layers}" }} }}\n'
     )
 

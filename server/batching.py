@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
 from server.errors import Overloaded, Unavailable
 from server.metrics import Metrics
 
@@ -35,9 +36,9 @@ Outputs = dict[str, np.ndarray]
 class BatchSettings:
     """How requests are merged into model runs."""
 
-    max_batch_size: int = 64
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     """Most images per model run."""
-    max_queue_delay_us: int = 500
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     """Longest wait after the oldest queued request for more to join (when several wait)."""
     max_queue: int = 1024
     """Most queued (not yet running) request parts; past it: Overloaded."""

@@ -9,43 +9,21 @@ digit's bounding box scaled to fit 20x20 and centred by its centre of mass in a
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
-import struct
 import sys
 from pathlib import Path
 
 import grpc
 import numpy as np
 
+from highway_core.facts import COLS, ROWS
+from highway_core.idx import IdxError, read_idx
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
-
-IDX_IMAGES_MAGIC = 0x00000803
 
 
 class InputError(Exception):
     """An unreadable or unsupported input file; the message names it."""
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """uint8 images [N, 28, 28] from an IDX3 file (raw or gzip)."""
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise InputError(f"{path}: corrupt gzip data ({e})") from None
-    if len(data) < 16:
-        raise InputError(f"{path}: too short for an IDX image file")
-    magic, n, rows, cols = struct.unpack(">IIII", data[:16])
-    if magic != IDX_IMAGES_MAGIC:
-        raise InputError(f"{path}: not an IDX image file (magic {magic:#010x})")
-    if (rows, cols) != (28, 28):
-        raise InputError(f"{path}: images are {rows}x{cols}, the model takes 28x28")
-    if len(data) != 16 + n * rows * cols:
-        raise InputError(f"{path}: holds {len(data) - 16} pixel bytes, header says {n} images")
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols)
 
 
 def mnist_like(gray: np.ndarray) -> np.ndarray:
@@ -58,7 +36,7 @@ def mnist_like(gray: np.ndarray) -> np.ndarray:
         img, border = 255.0 - img, 255.0 - border
     img = np.clip(img - np.median(border), 0, None)  # background to 0
     if img.max() <= 0:
-        return np.zeros((28, 28), dtype=np.uint8)
+        return np.zeros((ROWS, COLS), dtype=np.uint8)
     img *= 255.0 / img.max()  # full contrast, as MNIST strokes are
     ys, xs = np.nonzero(img > 25)
     crop = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
@@ -66,12 +44,12 @@ def mnist_like(gray: np.ndarray) -> np.ndarray:
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.LANCZOS),
                        dtype=np.float32)
-    frame = np.zeros((28, 28), dtype=np.float32)
+    frame = np.zeros((ROWS, COLS), dtype=np.float32)
     total = small.sum() or 1.0
     cy = (small.sum(axis=1) * np.arange(small.shape[0])).sum() / total
     cx = (small.sum(axis=0) * np.arange(small.shape[1])).sum() / total
-    top = int(np.clip(round(14 - cy), 0, 28 - small.shape[0]))
-    left = int(np.clip(round(14 - cx), 0, 28 - small.shape[1]))
+    top = int(np.clip(round(ROWS / 2 - cy), 0, ROWS - small.shape[0]))
+    left = int(np.clip(round(COLS / 2 - cx), 0, COLS - small.shape[1]))
     frame[top:top + small.shape[0], left:left + small.shape[1]] = small
     return np.clip(frame, 0, 255).astype(np.uint8)
 
@@ -112,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         batches = [(path, load(path)) for path in args.files]
-    except InputError as e:
+    except (InputError, IdxError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     with grpc.insecure_channel(args.address, options=[

@@ -14,13 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from highway_core.facts import COLS, INPUT_NAME, ROWS
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 from server.errors import InvalidArgument
 
-ROWS = COLS = 28
 PIXELS = ROWS * COLS
-INPUT = "images"
 _TYPED_FIELDS = ("bool_contents", "int_contents", "int64_contents", "uint_contents",
                  "uint64_contents", "fp32_contents", "fp64_contents", "bytes_contents")
 _FIELD_FOR = {"UINT8": "uint_contents", "FP32": "fp32_contents"}
@@ -100,26 +99,26 @@ def encode_predict(name: str, version: int, outputs: dict[str, np.ndarray],
 
 def _input(request: kserve.ModelInferRequest) -> kserve.ModelInferRequest.InferInputTensor:
     if not request.inputs:
-        raise InvalidArgument(f"no inputs; the model takes {INPUT!r}")
+        raise InvalidArgument(f"no inputs; the model takes {INPUT_NAME!r}")
     seen: set[str] = set()
     for tensor in request.inputs:
         if tensor.name in seen:
             raise InvalidArgument(f"duplicate input {tensor.name!r}")
         seen.add(tensor.name)
-        if tensor.name != INPUT:
-            raise InvalidArgument(f"unknown input {tensor.name!r}; the model takes {INPUT!r}")
+        if tensor.name != INPUT_NAME:
+            raise InvalidArgument(f"unknown input {tensor.name!r}; the model takes {INPUT_NAME!r}")
     return request.inputs[0]
 
 
 def _shape(tensor: kserve.ModelInferRequest.InferInputTensor, limit: int) -> int:
     shape = list(tensor.shape)
     if len(shape) != 3:
-        raise InvalidArgument(f"input {INPUT!r} has shape {shape} (rank {len(shape)}); "
+        raise InvalidArgument(f"input {INPUT_NAME!r} has shape {shape} (rank {len(shape)}); "
                               "expected [N, 28, 28]")
     if any(d < 0 for d in shape):
-        raise InvalidArgument(f"input {INPUT!r} has a negative dimension: {shape}")
+        raise InvalidArgument(f"input {INPUT_NAME!r} has a negative dimension: {shape}")
     if shape[1:] != [ROWS, COLS]:
-        raise InvalidArgument(f"input {INPUT!r} has images of {shape[1]}x{shape[2]}; "
+        raise InvalidArgument(f"input {INPUT_NAME!r} has images of {shape[1]}x{shape[2]}; "
                               "expected 28x28")
     _check_count(shape[0], limit)
     return shape[0]
@@ -135,7 +134,7 @@ def decode_infer(request: kserve.ModelInferRequest, limit: int) -> np.ndarray:
     if raw and len(raw) != len(request.inputs):
         raise InvalidArgument(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
     if tensor.datatype not in _FIELD_FOR:
-        raise InvalidArgument(f"input {INPUT!r} has datatype {tensor.datatype!r}; expected "
+        raise InvalidArgument(f"input {INPUT_NAME!r} has datatype {tensor.datatype!r}; expected "
                               "UINT8 (or FP32 pixel values 0..255)")
     n = _shape(tensor, limit)
     count = n * PIXELS
@@ -143,16 +142,16 @@ def decode_infer(request: kserve.ModelInferRequest, limit: int) -> np.ndarray:
     if raw:
         expected = count * np.dtype(dtype).itemsize
         if len(raw[0]) != expected:
-            raise InvalidArgument(f"input {INPUT!r}: {n}x28x28 {tensor.datatype} needs "
+            raise InvalidArgument(f"input {INPUT_NAME!r}: {n}x28x28 {tensor.datatype} needs "
                                   f"{expected} bytes, got {len(raw[0])}")
         values = np.frombuffer(raw[0], dtype=dtype)
     elif typed:
         values = _typed(tensor, count)
     else:
-        raise InvalidArgument(f"input {INPUT!r} has no data (neither raw_input_contents nor "
+        raise InvalidArgument(f"input {INPUT_NAME!r} has no data (neither raw_input_contents nor "
                               "contents)")
     if tensor.datatype == "FP32":
-        values = _floats_to_pixels(values, 255.0, f"input {INPUT!r}")
+        values = _floats_to_pixels(values, 255.0, f"input {INPUT_NAME!r}")
     return values.reshape(n, ROWS, COLS)
 
 
@@ -164,13 +163,13 @@ def _typed(tensor: kserve.ModelInferRequest.InferInputTensor, count: int) -> np.
         raise InvalidArgument(f"{tensor.datatype} contents go in {field}, not {others[0]}")
     values = getattr(contents, field)
     if len(values) != count:
-        raise InvalidArgument(f"input {INPUT!r}: {field} holds {len(values)} values; the shape "
-                              f"needs {count}")
+        raise InvalidArgument(f"input {INPUT_NAME!r}: {field} holds {len(values)} values; the "
+                              f"shape needs {count}")
     if tensor.datatype == "FP32":
         return np.asarray(values, dtype=np.float32)
     wide = np.asarray(values, dtype=np.uint32)
     if int(wide.max()) > 255:
-        raise InvalidArgument(f"input {INPUT!r}: UINT8 values must be 0..255; found "
+        raise InvalidArgument(f"input {INPUT_NAME!r}: UINT8 values must be 0..255; found "
                               f"{int(wide.max())}")
     return wide.astype(np.uint8)
 

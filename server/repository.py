@@ -14,13 +14,14 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from highway_core.facts import MODEL_FILENAME, MODEL_NAME, version_folders
 from protos.inference import model_config_pb2 as mc
 from server.errors import ModelLoadError, NotFound
 from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "highway_mnist"
+DEFAULT_MODEL = MODEL_NAME
 _DATATYPES = {mc.TYPE_UINT8: "UINT8", mc.TYPE_FP32: "FP32"}
 
 
@@ -106,7 +107,7 @@ def _highway_layers(config: mc.ModelConfig, runtime: Runtime) -> list[str]:
 def load_version(model_dir: Path, config: mc.ModelConfig, version: int, device: str,
                  intra_op_threads: int) -> ModelVersion:
     """Loads and checks one ``<model>/<version>/model.onnx``."""
-    path = model_dir / str(version) / (config.default_model_filename or "model.onnx")
+    path = model_dir / str(version) / (config.default_model_filename or MODEL_FILENAME)
     runtime = Runtime(path, device, intra_op_threads)
     _check(config, runtime, path)
     return ModelVersion(config.name or model_dir.name, version, runtime, config,
@@ -125,8 +126,7 @@ def load(root: Path, device: str = "auto", intra_op_threads: int = 0) -> Reposit
         if config.name and config.name != model_dir.name:
             raise ModelLoadError(f"{model_dir}: config name {config.name!r} differs from the "
                                  "folder name")
-        versions = sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and
-                          p.name.isdigit() and int(p.name) > 0)
+        versions = version_folders(model_dir)
         if not versions:
             raise ModelLoadError(f"{model_dir}: no version folders (1/, 2/, …) with a model")
         models[model_dir.name] = {}

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
+
 ENV_PREFIX = "HIGHWAY_"
 DEVICES = ("auto", "cuda", "cpu")
 
@@ -35,11 +37,11 @@ class Settings:
     """Prometheus /metrics HTTP port (0: any free port, -1: no metrics server)."""
     device: str = "auto"
     """auto: CUDA when it really initialises, else CPU; cuda: CUDA or fail; cpu."""
-    max_batch_size: int = 64
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     """Most images in one ONNX Runtime run."""
     max_request_images: int = 4096
     """Most images in one request (split across runs); above: INVALID_ARGUMENT."""
-    max_queue_delay_us: int = 500
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     """Longest wait for more requests to join a batch, once concurrency is seen."""
     max_queue: int = 1024
     """Most requests waiting for the model; past it: RESOURCE_EXHAUSTED."""

@@ -1,4 +1,5 @@
-"""MNIST from the four standard IDX files, validated; Keras' downloader as a fallback.
+"""MNIST from the four standard IDX files (read by :mod:`highway_core.idx`); Keras' downloader
+as a fallback.
 
 Images stay ``uint8 [N, 28, 28]`` and labels ``uint8 [N]`` all the way into the
 model: scaling to [0, 1] happens inside the model, so an exported model takes raw
@@ -7,20 +8,18 @@ pixels. This module holds no training logic.
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from highway_core.idx import IMAGE_MAGIC, LABEL_MAGIC, IdxError, read_idx
+
+__all__ = ["DATA_DIR_ENV", "IMAGE_MAGIC", "LABEL_MAGIC", "Mnist", "MnistDataError", "load_mnist",
+           "load_split", "read_idx"]
+
 DATA_DIR_ENV = "HIGHWAY_DATA_DIR"
-IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
-LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
-ROWS = COLS = 28
-NUM_CLASSES = 10
 
 # Each split's two files; the second spelling is the one some mirrors use.
 _STEMS = {
@@ -31,8 +30,8 @@ _STEMS = {
 }
 
 
-class MnistDataError(Exception):
-    """A missing, truncated or corrupt MNIST file; the message names the file."""
+MnistDataError = IdxError
+"""A missing, truncated or corrupt MNIST file; the one-line message names the file."""
 
 
 @dataclass(frozen=True)
@@ -57,53 +56,6 @@ class Mnist:
             )
         cut = len(self.x_train) - size
         return (self.x_train[:cut], self.y_train[:cut]), (self.x_train[cut:], self.y_train[cut:])
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise MnistDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-
-
-def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
-    """Read one IDX file (raw or gzip) and check its header against its size.
-
-    Args:
-        path: the file.
-        magic: ``IMAGE_MAGIC`` or ``LABEL_MAGIC``.
-
-    Returns:
-        ``uint8 [N, 28, 28]`` for images, ``uint8 [N]`` for labels.
-
-    Raises:
-        MnistDataError: with a one-line message naming the file.
-    """
-    path = Path(path)
-    data = _read_bytes(path)
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise MnistDataError(f"{path}: truncated header ({len(data)} bytes)")
-    (found,) = struct.unpack(">I", data[:4])
-    if found != magic:
-        raise MnistDataError(f"{path}: bad magic number 0x{found:08x}, expected 0x{magic:08x}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    if ndim == 3 and dims[1:] != (ROWS, COLS):
-        raise MnistDataError(f"{path}: images are {dims[1]}x{dims[2]}, expected {ROWS}x{COLS}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) != expected:
-        kind = "truncated" if len(data) < expected else "has trailing bytes"
-        raise MnistDataError(
-            f"{path}: {kind}: {len(data)} bytes, header {dims} needs {expected}"
-        )
-    array = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-    if ndim == 1 and array.size and array.max() >= NUM_CLASSES:
-        raise MnistDataError(f"{path}: label {int(array.max())} outside 0..{NUM_CLASSES - 1}")
-    return array.copy()  # writable, independent of the file buffer
 
 
 def _find(directory: Path, split: str, kind: str) -> Path:

@@ -12,16 +12,13 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
+from highway_core.facts import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, PROBABILITIES
 from training.config import MODEL_NAMES
 from training.layers import Highway, HighwayConv2D, is_highway, paper_gate_bias
 
-INPUT_SHAPE = (28, 28)
-NUM_CLASSES = 10
-INPUT_NAME = "images"
-
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    images = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name=INPUT_NAME)
+    images = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name=INPUT_NAME)
     scaled = layers.Rescaling(1.0 / 255.0, name="scale")(images)
     return images, scaled
 
@@ -32,7 +29,7 @@ def seed() -> keras.Model:
     The highway layers keep the input's single channel: 65,240 parameters.
     """
     images, x = _inputs()
-    x = layers.Reshape((*INPUT_SHAPE, 1), name="reshape")(x)
+    x = layers.Reshape((*IMAGE_SHAPE, 1), name="reshape")(x)
     for i in range(1, 4):
         x = HighwayConv2D(kernel_size=2, name=f"highway_conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
@@ -41,7 +38,7 @@ def seed() -> keras.Model:
     x = layers.Dropout(0.5, name="dropout1")(x)
     x = layers.Dense(200, activation="relu", name="dense2")(x)
     x = layers.Dropout(0.5, name="dropout2")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=PROBABILITIES)(x)
     return keras.Model(images, outputs, name="seed")
 
 
@@ -54,7 +51,7 @@ def conv(width: int, stages: tuple[int, ...] = (2, 3, 3), dropout: float = 0.0) 
     gives 151,690.
     """
     images, x = _inputs()
-    x = layers.Reshape((*INPUT_SHAPE, 1), name="reshape")(x)
+    x = layers.Reshape((*IMAGE_SHAPE, 1), name="reshape")(x)
     x = layers.Conv2D(width, 5, padding="same", activation="relu", name="conv0")(x)
     n = 0
     for s, count in enumerate(stages, start=1):
@@ -66,7 +63,7 @@ def conv(width: int, stages: tuple[int, ...] = (2, 3, 3), dropout: float = 0.0) 
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout{s}")(x)
     x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=PROBABILITIES)(x)
     return keras.Model(images, outputs, name=f"conv{width}")
 
 
@@ -88,7 +85,7 @@ def fc(depth: int = 10, plain: bool = False, gate_bias_init: float | None = None
             x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
         else:
             x = Highway(gate_bias_init=bias, name=f"highway{i}")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=PROBABILITIES)(x)
     return keras.Model(images, outputs, name=f"{'plain' if plain else 'highway'}_fc{depth}")
 
 

@@ -52,7 +52,7 @@ def test_gates_flag_prints_each_highway_layer(shared_server, fixture_mnist, tmp_
 
 @pytest.mark.parametrize("content,fragment", [
     (b"not an image", "not a readable image"),
-    (struct.pack(">IIII", 0x803, 5, 28, 28) + bytes(10), "header says 5 images"),
+    (struct.pack(">IIII", 0x803, 5, 28, 28) + bytes(10), "header (5, 28, 28) needs 3936"),
 ])
 def test_unreadable_files_fail_with_one_line(shared_server, tmp_path, capsys, content, fragment):
     path = tmp_path / ("bad-idx3-ubyte" if content[:4] == b"\0\0\x08\x03" else "bad.png")

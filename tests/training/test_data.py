@@ -1,4 +1,4 @@
-"""The IDX reader: real fixture files, and every way a file can be broken."""
+"""MNIST loading: the real fixture files, gzip or raw, splits, and what is refused."""
 
 import gzip
 import struct
@@ -12,7 +12,6 @@ from training.data import (
     MnistDataError,
     load_mnist,
     load_split,
-    read_idx,
 )
 
 FIXTURE = "tests/fixtures/mnist"
@@ -49,41 +48,6 @@ def test_validation_split_holds_out_the_end_of_the_training_set():
     np.testing.assert_array_equal(y_val, data.y_train[-500:])
     with pytest.raises(ValueError, match="Received: size=3000"):
         data.split_validation(3000)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (lambda img: _idx(img, IMAGE_MAGIC)[:-7], "truncated"),
-        (lambda img: _idx(img, IMAGE_MAGIC) + b"\0", "trailing bytes"),
-        (lambda img: _idx(img, 0x00000804), "bad magic number 0x00000804"),
-        (lambda img: _idx(img.reshape(5, 28 * 28 // 4, 4), IMAGE_MAGIC), "expected 28x28"),
-        (lambda img: b"\0\0\x08", "truncated header"),
-    ],
-    ids=["truncated", "trailing", "wrong-magic", "wrong-size", "no-header"],
-)
-def test_broken_image_file_gives_one_line_error_naming_the_file(tmp_path, content, message):
-    images = np.zeros((5, 28, 28), np.uint8)
-    path = tmp_path / "broken-idx3-ubyte"
-    path.write_bytes(content(images))
-    with pytest.raises(MnistDataError, match=message) as err:
-        read_idx(path, IMAGE_MAGIC)
-    assert str(path) in str(err.value) and "\n" not in str(err.value)
-
-
-def test_corrupt_gzip_is_reported_with_its_name(tmp_path):
-    path = tmp_path / "t10k-images-idx3-ubyte.gz"
-    path.write_bytes(gzip.compress(_idx(np.zeros((3, 28, 28), np.uint8), IMAGE_MAGIC))[:-12])
-    with pytest.raises(MnistDataError, match="cannot read") as err:
-        read_idx(path, IMAGE_MAGIC)
-    assert str(path) in str(err.value)
-
-
-def test_labels_out_of_range_are_refused(tmp_path):
-    path = tmp_path / "labels"
-    path.write_bytes(_idx(np.array([1, 2, 10], np.uint8), LABEL_MAGIC))
-    with pytest.raises(MnistDataError, match="label 10 outside 0..9"):
-        read_idx(path, LABEL_MAGIC)
 
 
 def test_image_and_label_counts_must_agree(tmp_path):
