@@ -17,7 +17,7 @@ import onnx
 
 from export.errors import ExportError, first_line
 from highway_core.facts import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAMES
-from training.quiet import import_tensorflow
+from training import model_api
 
 if TYPE_CHECKING:  # keras imports TensorFlow: only when the export actually runs
     import keras
@@ -28,7 +28,7 @@ OPSET = 17  # pinned: the oldest opset the contract allows, run by every ORT we 
 def quiet_tensorflow() -> None:
     """Import TensorFlow without its C++ start-up chatter; quiet tf2onnx's INFO lines."""
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    import_tensorflow()
+    model_api.import_tensorflow()
 
 
 def load_keras(path: str | os.PathLike[str]) -> keras.Model:
@@ -41,12 +41,8 @@ def load_keras(path: str | os.PathLike[str]) -> keras.Model:
     if not zipfile.is_zipfile(path):
         raise ExportError(f"not a Keras model file (expected a .keras archive): {path}")
     quiet_tensorflow()
-    import keras
-
-    import training.layers  # noqa: F401  (registers the highway layers for deserialisation)
-
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = model_api.load_model(str(path))
     except Exception as e:  # Keras raises many types for a bad archive; all mean the same here
         raise ExportError(f"not a loadable Keras model: {path} ({first_line(e)})") from None
     check_interface(model, path)
@@ -74,10 +70,8 @@ def check_interface(model: keras.Model, path: Path | str) -> None:
 def gate_model(model: keras.Model) -> keras.Model:
     """The two-output Keras model (``probabilities``, ``gate_activity``) sharing ``model``'s
     weights; ``ExportError`` for models the zoo's gate tracing cannot handle."""
-    from training.models import with_gate_activity
-
     try:
-        return with_gate_activity(model)
+        return model_api.with_gate_activity(model)
     except ValueError as e:
         raise ExportError(f"cannot export {model.name!r}: {e}") from None
 

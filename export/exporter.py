@@ -11,6 +11,7 @@ import onnx
 
 from export import convert, gates, repository, verify
 from export.errors import ExportError
+from training import model_api
 
 
 def export_model(
@@ -47,9 +48,7 @@ def export_model(
     verify.check_images(images)  # refused before any slow work
     start = time.perf_counter()
     model = convert.load_keras(keras_path)
-    from training.models import highway_layers
-
-    layers = [layer.name for layer in highway_layers(model)]
+    layers = model_api.highway_layer_names(model)
     if not layers:
         raise ExportError(f"{keras_path}: the model has no highway layers to export")
     repository.check_same_interface(repo / name, layers)

@@ -28,6 +28,7 @@ import onnx
 from export import gates, parity, plots
 from export.errors import ExportError, VerificationError, first_line, one_line
 from export.repository import sha256
+from training import model_api
 
 if TYPE_CHECKING:
     import keras
@@ -41,12 +42,10 @@ REPORT_NAME = "verification.json"
 
 def resolve_data(data_dir: str | os.PathLike[str] | None) -> tuple[str | None, str]:
     """Where verification images come from: (IDX folder or None for Keras', how chosen)."""
-    from training.data import DATA_DIR_ENV
-
     if data_dir is not None:
         return str(data_dir), "--data-dir"
-    if os.environ.get(DATA_DIR_ENV):
-        return os.environ[DATA_DIR_ENV], f"${DATA_DIR_ENV}"
+    if os.environ.get(model_api.DATA_DIR_ENV):
+        return os.environ[model_api.DATA_DIR_ENV], f"${model_api.DATA_DIR_ENV}"
     if FIXTURE_DIR.is_dir():
         return str(FIXTURE_DIR), "repository test fixture"
     return None, "keras.datasets.mnist downloader"
@@ -89,14 +88,11 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     if not onnx_path.is_file():
         raise ExportError(f"ONNX model not found: {onnx_path}")
     model = keras_model if keras_model is not None else convert.load_keras(keras_path)
-    from training.data import MnistDataError, load_mnist
-    from training.models import highway_layers
-
-    layers = [layer.name for layer in highway_layers(model)]
+    layers = model_api.highway_layer_names(model)
     folder, origin = resolve_data(data_dir)
     try:
-        data = load_mnist(folder)
-    except MnistDataError as e:
+        data = model_api.load_mnist(folder)
+    except model_api.MnistDataError as e:
         raise ExportError(f"verification data: {e}") from None
     if len(data.x_test) < images:
         raise ExportError(f"verification data {data.source} has {len(data.x_test)} test "

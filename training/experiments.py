@@ -106,7 +106,7 @@ def _previous_runs(settings: Settings, depth_cfg) -> list[dict]:
 
 
 def run_depth(settings: Settings, depth_cfg) -> None:
-    from training import depth, figures
+    from training import depth, plots
     from training.data import load_mnist
     from training.train import versions
 
@@ -136,13 +136,13 @@ def run_depth(settings: Settings, depth_cfg) -> None:
     title = (f"best of {low if low == high else f'{low}–{high}'} runs per configuration; "
              f"SGD momentum {cfg['momentum']}, {cfg['epochs']} epochs of "
              f"{report['images']:,} images, batch {cfg['batch_size']}")
-    figures.depth_curves(depth.curves_by_config(report), report["rows"],
+    plots.depth_curves(depth.curves_by_config(report), report["rows"],
                          settings.out / "depth.png", title)
     print(f"wrote {settings.out / 'depth.png'}", flush=True)
 
 
 def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
-    from training import figures, gate_analysis
+    from training import gate_analysis, plots
     from training.data import load_mnist
 
     path = settings.model or settings.out / kept_model_name(depth_cfg.keep_depth)
@@ -156,7 +156,7 @@ def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
         report = gate_analysis.lesion(model, data.x_test, data.y_test, x_fit[:n], y_fit[:n])
     report["model"] = path.name
     _write_json(settings.out / f"{settings.command}.json", report)
-    draw = figures.gates if settings.command == "gates" else figures.lesion
+    draw = plots.gates if settings.command == "gates" else plots.lesion
     draw(report, settings.out / f"{settings.command}.png")
     print(f"wrote {settings.out / f'{settings.command}.png'}", flush=True)
 

@@ -1,4 +1,5 @@
-"""PNG plots of training runs (matplotlib, headless)."""
+"""Every PNG of training and the paper's experiments (matplotlib, headless): training
+curves, depth curves (Figure 1), gate maps (Figure 2) and lesions (Figure 4)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+COLOURS = {"plain": "tab:red", "highway": "tab:blue"}
 
 
 def training_curves(rows: list[dict[str, float]], path: Path, title: str = "") -> None:
@@ -27,4 +32,98 @@ def training_curves(rows: list[dict[str, float]], path: Path, title: str = "") -
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def depth_curves(curves: dict[tuple[str, int], list[float | None]], rows: list[dict],
+                 path: Path, title: str = "") -> None:
+    """Paper Figure 1: one panel per depth, training loss per epoch, plain vs highway, log y."""
+    depths = sorted({depth for _, depth in curves})
+    fig, axes = plt.subplots(1, len(depths), figsize=(3.6 * len(depths), 3.6), sharey=True,
+                             squeeze=False)
+    by_key = {(r["kind"], r["depth"]): r for r in rows}
+    for ax, depth in zip(axes[0], depths, strict=True):
+        for kind in ("plain", "highway"):
+            losses = curves.get((kind, depth))
+            if not losses:
+                continue
+            epochs = np.arange(1, len(losses) + 1)
+            values = np.array([np.nan if v is None else v for v in losses], dtype=float)
+            row = by_key[(kind, depth)]
+            ax.plot(epochs, values, marker=".", color=COLOURS[kind],
+                    label=f"{kind} (lr {row['lr']:g})")
+        ax.set(title=f"{depth} layers", xlabel="epoch", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("training cross-entropy (epoch mean)")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _heatmap(ax, values: np.ndarray, title: str, cmap: str, vmin=None, vmax=None) -> None:
+    rows, cols = values.shape
+    image = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                      interpolation="nearest", extent=(0.5, cols + 0.5, rows + 0.5, 0.5))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title=title, xlabel="unit (block)", ylabel="highway layer")
+    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+
+
+def gates(report: dict, path: Path) -> None:
+    """Paper Figure 2: gate biases, mean gate output, one example's gates and outputs."""
+    bias = np.array(report["gate_bias"])
+    mean_t = np.array(report["mean_gate_units"])
+    example = report["example"]
+    fig, axes = plt.subplots(1, 5, figsize=(22, 4.6))
+    # Centred on the initial value: what training changed, which is small here.
+    init = report["gate_bias_init"]
+    spread = max(float(np.abs(bias - init).max()), 1e-3)
+    _heatmap(axes[0], bias, f"transform gate biases $b_T$\n(centred on the initial {init:g})",
+             "RdBu_r", vmin=init - spread, vmax=init + spread)
+    _heatmap(axes[1], mean_t, "mean transform gate output\n(test set)", "viridis", 0, 1)
+    _heatmap(axes[2], np.array(example["gate"]),
+             f"transform gate outputs\n(one test image, a {example['label']})", "viridis", 0, 1)
+    outputs = np.array(example["output"])
+    _heatmap(axes[3], outputs, "block outputs\n(same image)", "RdBu_r",
+             vmin=-np.abs(outputs).max(), vmax=np.abs(outputs).max())
+    layers = np.arange(1, len(bias) + 1)
+    ax = axes[4]
+    ax.plot(report["gate_bias_mean"], layers, marker=".", label="mean $b_T$")
+    ax.plot(report["mean_gate"], layers, marker=".", label="mean T (test set)")
+    ax.plot(np.mean(example["gate"], axis=1), layers, marker=".", label="mean T (one image)")
+    ax.axvline(report["gate_bias_init"], color="grey", ls=":", label="initial $b_T$")
+    ax.set_ylim(len(bias) + 0.5, 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title="per layer", xlabel="value", ylabel="highway layer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(report["title"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def lesion(report: dict, path: Path) -> None:
+    """Paper Figure 4: error with one layer's gates forced shut (pure carry), per layer."""
+    rows = report["layers"]
+    index = [r["index"] for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for key, label, colour in (("test_error", "test set", "tab:blue"),
+                               ("train_error", "training images", "tab:orange")):
+        ax.plot(index, [100 * r[key] for r in rows], marker="o", ms=3, color=colour,
+                label=f"lesioned, {label}")
+        ax.axhline(100 * report[f"baseline_{key}"], color=colour, ls="--", lw=1,
+                   label=f"not lesioned, {label}")
+    ax.set(xlabel="lesioned highway layer (gate forced to 0: the layer copies its input)",
+           ylabel="error (%)", yscale="log", title=report["title"])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
