@@ -19,6 +19,7 @@ import onnx
 from google.protobuf import text_format
 
 from export.errors import ExportError
+from highway_core import drift
 from highway_core.facts import (
     COLS,
     DEFAULT_MAX_BATCH_SIZE,
@@ -197,6 +198,7 @@ def metadata(keras_path: Path, highway_layers: Sequence[str], opset: int,
         "versions": json.dumps(versions_, sort_keys=True),
         "opset": str(opset),
         "input_scaling": INPUT_SCALING,
+        drift.METADATA_KEY: drift.FILENAME,  # written beside the model by the verification
     }
 
 

@@ -28,6 +28,7 @@ import onnx
 from export import gates, parity, plots
 from export.errors import ExportError, VerificationError, first_line, one_line
 from export.repository import sha256
+from highway_core import drift
 from training import model_api
 
 if TYPE_CHECKING:
@@ -158,6 +159,13 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
         failures.append(f"gate_activity differs by {report['max_abs_diff_gate_activity']:.3g}")
     if failures:
         return _fail(report, onnx_path, start, "parity failed: " + "; ".join(failures))
+    # The verified gate activity is the server's drift baseline (highway_core.drift).
+    reference = drift.build(g_onnx, layers, f"{len(x)} test images of {report['data']}")
+    try:
+        reference.write(onnx_path.parent / drift.FILENAME)
+    except OSError as e:
+        raise ExportError(f"cannot write {drift.FILENAME}: {e.strerror}") from None
+    report["gate_reference"] = drift.FILENAME
     report["passed"] = True
     _write(report, onnx_path, start)
     return report

@@ -24,6 +24,7 @@ from server import repository as repository_module
 from server.batching import Batcher, BatchSettings
 from server.calls import Calls, service_handler
 from server.errors import StartupError
+from server.gates import GateMonitor
 from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
 
@@ -42,6 +43,11 @@ class App:
         self.metrics = metrics_module.create(registry or CollectorRegistry())
         self.calls = Calls(self.metrics)
         self.served = Served(settings, self.metrics)
+        self.gates: GateMonitor | None = None
+        if settings.gate_metrics:
+            self.gates = GateMonitor(settings.drift_window, settings.drift_interval_s,
+                                     settings.drift_threshold)
+            self.metrics.registry.register(self.gates)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -91,8 +97,15 @@ class App:
         batch = BatchSettings(s.max_batch_size, s.max_queue_delay_us, s.max_queue)
         for model in repo.all():
             await loop.run_in_executor(None, model.runtime.warm_up, s.max_batch_size)
+            observer = None
+            if self.gates is not None and model.highway_layers and (
+                    "gate_activity" in model.runtime.output_names):
+                self.gates.add(model.name, model.version, model.highway_layers,
+                               model.gate_reference)
+                observer = self.gates.observer(model.name, model.version)
             self.served.batchers[(model.name, model.version)] = Batcher(
-                model.runtime.run, batch, self.metrics, name=f"{model.name}-{model.version}")
+                model.runtime.run, batch, self.metrics, name=f"{model.name}-{model.version}",
+                observer=observer)
             self.metrics.model_info.labels(model=model.name, version=str(model.version),
                                            provider=model.runtime.provider).set(1)
             log.info("model %s version %d ready on %s", model.name, model.version,

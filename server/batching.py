@@ -88,8 +88,9 @@ class Batcher:
     """Merges concurrent ``infer`` calls into runs of ``model`` on one worker thread."""
 
     def __init__(self, model: Model, settings: BatchSettings, metrics: Metrics | None = None,
-                 name: str = "batcher"):
+                 name: str = "batcher", observer: Callable[[Outputs], None] | None = None):
         self._model = model
+        self._observer = observer  # sees every run's outputs (gate metrics), after timing
         self._settings = settings
         self._metrics = metrics
         self._queue: deque[_Item] = deque()
@@ -220,6 +221,11 @@ class Batcher:
         if self._metrics is not None:
             self._metrics.inference_duration.observe(elapsed)
             self._metrics.batch_size.observe(len(images))
+        if self._observer is not None:
+            try:
+                self._observer(outputs)
+            except Exception:  # noqa: BLE001 - monitoring must never fail a request
+                log.exception("output observer failed")
         pairs: list[tuple[asyncio.Future, Outputs | None, None]] = []
         offset = 0
         for item in batch:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from highway_core import drift
 from highway_core.facts import MODEL_FILENAME, MODEL_NAME, version_folders
 from protos.inference import model_config_pb2 as mc
 from server.errors import ModelLoadError, NotFound
@@ -36,6 +37,8 @@ class ModelVersion:
     highway_layers: list[str]
     output_names: list[str] = field(default_factory=list)
     """The config's outputs in its order: what ModelInfer returns when none are asked for."""
+    gate_reference: drift.GateReference | None = None
+    """The gate activity of the verification images (drift baseline); None if not recorded."""
 
 
 @dataclass
@@ -104,14 +107,30 @@ def _highway_layers(config: mc.ModelConfig, runtime: Runtime) -> list[str]:
     return [n for n in param.string_value.split(",") if n] if param else []
 
 
+def _gate_reference(runtime: Runtime, folder: Path, layers: list[str]
+                    ) -> drift.GateReference | None:
+    """The version's gate reference, named by the ONNX metadata (older exports: the default
+    file name); a file that is there but broken or for other layers fails the load."""
+    path = folder / runtime.metadata.get(drift.METADATA_KEY, drift.FILENAME)
+    if not path.is_file() or not layers or "gate_activity" not in runtime.output_names:
+        log.info("%s: no gate reference; gate drift is not computed for it", folder)
+        return None
+    try:
+        return drift.read(path, layers)
+    except drift.ReferenceError as e:
+        raise ModelLoadError(str(e)) from None
+
+
 def load_version(model_dir: Path, config: mc.ModelConfig, version: int, device: str,
                  intra_op_threads: int) -> ModelVersion:
     """Loads and checks one ``<model>/<version>/model.onnx``."""
     path = model_dir / str(version) / (config.default_model_filename or MODEL_FILENAME)
     runtime = Runtime(path, device, intra_op_threads)
     _check(config, runtime, path)
-    return ModelVersion(config.name or model_dir.name, version, runtime, config,
-                        _highway_layers(config, runtime), [o.name for o in config.output])
+    layers = _highway_layers(config, runtime)
+    return ModelVersion(config.name or model_dir.name, version, runtime, config, layers,
+                        [o.name for o in config.output],
+                        _gate_reference(runtime, path.parent, layers))
 
 
 def load(root: Path, device: str = "auto", intra_op_threads: int = 0) -> Repository:

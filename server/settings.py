@@ -53,6 +53,14 @@ class Settings:
     """ONNX Runtime intra-op threads (0: one per CPU core)."""
     log_level: str = "INFO"
     """Python logging level."""
+    gate_metrics: int = 1
+    """1: export per-layer gate activity and gate drift (server/gates.py); 0: off."""
+    drift_window: int = 1000
+    """Recent images per model version whose gates are compared with the reference."""
+    drift_interval_s: float = 10.0
+    """Drift is recomputed at most this often (at scrape time)."""
+    drift_threshold: float = 0.1
+    """Drift score (largest layer PSI) above which the model counts as drifted."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -62,6 +70,13 @@ class Settings:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_queue_delay_us < 0 or self.grace_period_s < 0 or self.intra_op_threads < 0:
             raise ValueError("delays, grace period and thread counts must not be negative")
+        if self.gate_metrics not in (0, 1):
+            raise ValueError("--gate-metrics must be 0 or 1")
+        if self.drift_window < 10:
+            raise ValueError("--drift-window must be at least 10 images")
+        if self.drift_interval_s < 0 or self.drift_threshold <= 0:
+            raise ValueError("--drift-interval-s must not be negative and --drift-threshold "
+                             "must be positive")
         for name in ("grpc_port", "metrics_port"):
             port = getattr(self, name)
             if not -1 <= port <= 65535 or (name == "grpc_port" and port < 0):
@@ -130,4 +145,8 @@ _DOCS = {
     "grace_period_s": "seconds to finish accepted requests on shutdown",
     "intra_op_threads": "ONNX Runtime intra-op threads (0: CPU cores)",
     "log_level": "DEBUG, INFO, WARNING, ERROR",
+    "gate_metrics": "1: gate activity histograms and drift; 0: off",
+    "drift_window": "images per model version in the drift window",
+    "drift_interval_s": "seconds between drift recomputations",
+    "drift_threshold": "drift score (largest layer PSI) counted as drift",
 }

@@ -1,0 +1,146 @@
+"""Gate-aware metrics: each highway layer's gate activity as a histogram, and its drift.
+
+The model returns ``gate_activity`` [N, L] (each image's mean transform-gate value
+per highway layer) on every run anyway. The batcher hands each run's outputs to
+:meth:`GateMonitor.observe`, on its worker thread, once per run rather than once
+per image: bucket counts are added with one ``searchsorted`` + ``bincount`` for
+the whole batch, and the rows go into a sliding window. Prometheus reads the
+counts through a custom collector at scrape time, which is also when drift
+(``highway_core.drift``) is recomputed, at most once per ``drift_interval_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from highway_core import drift
+
+log = logging.getLogger(__name__)
+
+# The shipped model's layers keep their per-image gate means between 0.30 and 0.56 on
+# real MNIST (gate_reference.json): 0.01-wide buckets there, coarse ones elsewhere, so
+# both the normal range and a shift out of it are visible.
+GATE_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25,
+                *(round(0.28 + 0.01 * i, 2) for i in range(33)),  # 0.28 .. 0.60
+                0.65, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass
+class _Model:
+    """What is kept for one model version."""
+
+    model: str
+    version: str
+    layers: list[str]
+    reference: drift.GateReference | None
+    window: drift.Window
+    counts: np.ndarray  # [L, buckets + 1] per bucket (last: above 1.0), not cumulative
+    sums: np.ndarray  # [L]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    scores: np.ndarray | None = None  # per-layer drift, from the last update
+    updated: float = -np.inf
+    alarmed: bool = False
+
+
+class GateMonitor(Collector):
+    """Holds gate statistics per model version; register once on the metrics registry."""
+
+    def __init__(self, window: int, interval_s: float, threshold: float):
+        self._window = window
+        self._interval = interval_s
+        self._threshold = threshold
+        self._edges = np.asarray(GATE_BUCKETS, dtype=np.float32)
+        self._models: dict[tuple[str, int], _Model] = {}
+
+    def add(self, model: str, version: int, layers: list[str],
+            reference: drift.GateReference | None) -> None:
+        """Starts watching a model version whose ``gate_activity`` columns are ``layers``."""
+        self._models[(model, version)] = _Model(
+            model, str(version), layers, reference, drift.Window(self._window, len(layers)),
+            np.zeros((len(layers), len(self._edges) + 1), dtype=np.int64),
+            np.zeros(len(layers)))
+
+    def observer(self, model: str, version: int):
+        """The callback the batcher calls with each run's outputs."""
+        state = self._models[(model, version)]
+        edges = self._edges
+        width = len(edges) + 1
+
+        def observe(outputs: dict[str, np.ndarray]) -> None:
+            gates = outputs["gate_activity"]
+            # Bucket index per value, offset by layer, so one bincount fills every layer.
+            index = np.searchsorted(edges, gates, side="left")
+            index += np.arange(gates.shape[1]) * width
+            counts = np.bincount(index.ravel(), minlength=state.counts.size)
+            with state.lock:
+                state.counts += counts.reshape(state.counts.shape)
+                state.sums += gates.sum(axis=0)
+            state.window.add(gates)
+
+        return observe
+
+    def _drift(self, state: _Model) -> np.ndarray | None:
+        """Per-layer drift, recomputed when stale; None until the window is full."""
+        if state.reference is None or len(state.window) < state.window.size:
+            return None
+        now = time.monotonic()
+        if now - state.updated >= self._interval:
+            state.scores = state.reference.scores(state.window.snapshot())
+            state.updated = now
+            score = drift.overall(state.scores)
+            if (score > self._threshold) != state.alarmed:
+                state.alarmed = not state.alarmed
+                log.warning("gate drift of %s version %s is %.3f, %s the threshold %.3f",
+                            state.model, state.version, score,
+                            "over" if state.alarmed else "back under", self._threshold)
+        return state.scores
+
+    def collect(self):
+        activity = HistogramMetricFamily(
+            "highway_gate_activity",
+            "Per image, the mean transform-gate value T of one highway layer.",
+            labels=("model", "version", "layer"))
+        per_layer = GaugeMetricFamily(
+            "highway_gate_drift", "PSI of the recent window's gate activity vs the reference.",
+            labels=("model", "version", "layer"))
+        score = GaugeMetricFamily(
+            "highway_gate_drift_score", "Gate drift of the model: its largest layer PSI.",
+            labels=("model", "version"))
+        threshold = GaugeMetricFamily(
+            "highway_gate_drift_threshold", "Drift score above which the model counts as "
+            "drifted (--drift-threshold).", labels=("model", "version"))
+        window = GaugeMetricFamily(
+            "highway_gate_drift_window_images", "Images in the drift window now.",
+            labels=("model", "version"))
+        for state in list(self._models.values()):
+            with state.lock:
+                counts, sums = state.counts.copy(), state.sums.copy()
+            for i, layer in enumerate(state.layers):
+                cumulative = np.cumsum(counts[i])
+                buckets = [(_le(edge), int(c)) for edge, c in zip(self._edges, cumulative,
+                                                                  strict=False)]
+                buckets.append(("+Inf", int(cumulative[-1])))
+                activity.add_metric([state.model, state.version, layer], buckets,
+                                    float(sums[i]))
+            labels = [state.model, state.version]
+            window.add_metric(labels, len(state.window))
+            if state.reference is None:
+                continue
+            threshold.add_metric(labels, self._threshold)
+            scores = self._drift(state)
+            if scores is not None:
+                for layer, value in zip(state.layers, scores, strict=True):
+                    per_layer.add_metric([*labels, layer], float(value))
+                score.add_metric(labels, drift.overall(scores))
+        yield from (activity, per_layer, score, threshold, window)
+
+
+def _le(edge: float) -> str:
+    return repr(round(float(edge), 2))
