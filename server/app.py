@@ -95,6 +95,7 @@ class App:
         repo = await loop.run_in_executor(None, repository_module.load, s.model_repository,
                                           s.device, s.intra_op_threads)
         batch = BatchSettings(s.max_batch_size, s.max_queue_delay_us, s.max_queue)
+        self.metrics.queue_capacity.set(s.max_queue)
         for model in repo.all():
             await loop.run_in_executor(None, model.runtime.warm_up, s.max_batch_size)
             observer = None
@@ -106,6 +107,8 @@ class App:
             self.served.batchers[(model.name, model.version)] = Batcher(
                 model.runtime.run, batch, self.metrics, name=f"{model.name}-{model.version}",
                 observer=observer)
+            self.metrics.queued.labels(model=model.name, version=str(model.version)).set_function(
+                self.served.batchers[(model.name, model.version)].queued)
             self.metrics.model_info.labels(model=model.name, version=str(model.version),
                                            provider=model.runtime.provider).set(1)
             log.info("model %s version %d ready on %s", model.name, model.version,

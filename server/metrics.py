@@ -30,6 +30,8 @@ class Metrics:
     images: Counter
     inflight: Gauge
     model_info: Gauge
+    queued: Gauge
+    queue_capacity: Gauge
 
     def observe_request(self, method: str, code: str, seconds: float) -> None:
         """One finished RPC: its duration and its count, by method and status code."""
@@ -63,6 +65,12 @@ def create(registry: CollectorRegistry) -> Metrics:
         model_info=Gauge(
             "highway_model_info", "Loaded models (value 1) and their active execution provider.",
             ("model", "version", "provider"), registry=registry),
+        queued=Gauge(
+            "highway_queue_requests", "Request parts waiting for the model now.",
+            ("model", "version"), registry=registry),
+        queue_capacity=Gauge(
+            "highway_queue_capacity", "Most request parts that may wait (--max-queue); "
+            "past it: RESOURCE_EXHAUSTED.", registry=registry),
     )
 
 

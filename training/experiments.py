@@ -1,10 +1,13 @@
-"""``python -m training.experiments {depth,gates,lesion}``: regenerate the paper's figures.
+"""``python -m training.experiments {depth,gates,lesion,drift}``: regenerate the figures.
 
 ``depth``  plain vs highway fc nets at depths 10–100 (paper Figure 1) → depth.json,
            depth_runs.json, depth.png, and the best 50-layer highway net (highway_fc50.keras)
 ``gates``  that net's gate biases and gate outputs (paper Figure 2) → gates.json, gates.png
 ``lesion`` test error with one layer's gates shut, for every layer (paper Figure 4)
            → lesion.json, lesion.png
+
+``drift``  gate drift of the exported model on shifted inputs (training/drift.py; no TensorFlow)
+           → drift.json, drift.png
 
 ``--quick`` shrinks everything (two small depths, two epochs, the test fixture) into a smoke
 test of the same code paths; its numbers mean nothing.
@@ -162,6 +165,11 @@ def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["drift"]:  # its own flags, and no TensorFlow
+        from training import drift
+
+        return drift.main(argv[1:])
     settings, depth_cfg = parse_args(argv)  # bad arguments are answered before TensorFlow loads
     from training.data import MnistDataError
 
