@@ -43,8 +43,8 @@ class Prometheus:
             raise FileNotFoundError("prometheus is not installed (set $PROMETHEUS or PATH)")
         self._dir = Path(tempfile.mkdtemp(prefix="prometheus-"))
         config = {
-            "global": {"scrape_interval": f"{interval_s}s",
-                       "evaluation_interval": f"{interval_s}s"},
+            "global": {"scrape_interval": f"{round(interval_s * 1000)}ms",
+                       "evaluation_interval": f"{round(interval_s * 1000)}ms"},
             "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": targets}]}],
         }
         if rules is not None:

@@ -43,6 +43,10 @@ def test_shipped_model_meets_the_goal_and_the_records_agree():
     props = {p.key: p.value for p in onnx.load(VERSION_DIR / "model.onnx").metadata_props}
     assert float(props["test_accuracy"]) == pytest.approx(metrics["test_accuracy"])
     assert json.loads(props["highway_layers"]) == recorded["highway_layers"]
+    from highway_core import drift
+
+    reference = drift.read(VERSION_DIR / props[drift.METADATA_KEY], recorded["highway_layers"])
+    assert reference.images == 10_000
 
 
 def _full_test_set() -> str:
@@ -66,3 +70,10 @@ def test_shipped_onnx_model_still_reaches_its_recorded_accuracy(tmp_path):
     assert report["passed"]  # checker, one gate node per highway layer, parity <= 1e-5
     assert report["gate_nodes"] == recorded["gate_nodes"]
     assert report["accuracy_onnx"] >= recorded["accuracy_onnx"]
+    from highway_core import drift
+
+    # The committed gate reference is what the verification images give today.
+    recomputed = drift.read(tmp_path / drift.FILENAME)
+    for new, old in zip(recomputed.layers, drift.read(VERSION_DIR / drift.FILENAME).layers,
+                        strict=True):
+        assert abs(new.edges - old.edges).max() < 1e-5 and abs(new.shares - old.shares).max() < 1e-9

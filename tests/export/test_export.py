@@ -91,13 +91,25 @@ def test_metadata_records_provenance(tiny_repository, tiny_keras_model):
     assert {"tensorflow", "tf2onnx", "onnx", "onnxruntime"} <= set(json.loads(props["versions"]))
     assert props["opset"] == "17"
     assert props["input_scaling"] == INPUT_SCALING
+    assert props["gate_reference"] == "gate_reference.json"  # beside the model
+
+
+def test_gate_reference_holds_the_verification_images_gate_deciles(tiny_repository):
+    from highway_core import drift
+
+    reference = drift.read(tiny_repository / TINY_MODEL_NAME / "1" / drift.FILENAME, ZOO["fc"])
+    assert reference.images == 1000  # the verification images
+    for layer in reference.layers:
+        assert len(layer.edges) == 9 and abs(layer.shares.sum() - 1) < 1e-9
+        assert layer.edges[0] < layer.mean < layer.edges[-1]
 
 
 def test_repository_has_tritons_layout(tiny_repository):
     model_dir = tiny_repository / TINY_MODEL_NAME
     assert sorted(p.name for p in model_dir.iterdir()) == ["1", "config.pbtxt", "labels.txt"]
     assert sorted(p.name for p in (model_dir / "1").iterdir()) == [
-        "curves.png", "metrics.json", "model.onnx", "verification.json", "verification.png"]
+        "curves.png", "gate_reference.json", "metrics.json", "model.onnx", "verification.json",
+        "verification.png"]
     assert (model_dir / "labels.txt").read_text() == "".join(f"{d}\n" for d in range(10))
 
 
