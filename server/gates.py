@@ -1,12 +1,13 @@
 """Gate-aware metrics: each highway layer's gate activity as a histogram, and its drift.
 
 The model returns ``gate_activity`` [N, L] (each image's mean transform-gate value
-per highway layer) on every run anyway. The batcher hands each run's outputs to
-:meth:`GateMonitor.observe`, on its worker thread, once per run rather than once
-per image: bucket counts are added with one ``searchsorted`` + ``bincount`` for
-the whole batch, and the rows go into a sliding window. Prometheus reads the
-counts through a custom collector at scrape time, which is also when drift
-(``highway_core.drift``) is recomputed, at most once per ``drift_interval_s``.
+per highway layer) on every run anyway, and every image is counted. The batcher's
+worker only appends each run's array to a list (about a microsecond: the worker
+is on every request's path); the scrape folds what accumulated into the bucket
+counts with one ``searchsorted`` + ``bincount`` and into the sliding window, and
+recomputes drift (``highway_core.drift``) at most once per ``drift_interval_s``.
+Without scrapes the worker folds itself every ``FOLD_ROWS`` images, so memory
+stays bounded.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 GATE_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25,
                 *(round(0.28 + 0.01 * i, 2) for i in range(33)),  # 0.28 .. 0.60
                 0.65, 0.7, 0.8, 0.9, 1.0)
+FOLD_ROWS = 20_000  # images kept unfolded at most (~0.6 MB for 8 layers)
 
 
 @dataclass
@@ -43,7 +45,10 @@ class _Model:
     window: drift.Window
     counts: np.ndarray  # [L, buckets + 1] per bucket (last: above 1.0), not cumulative
     sums: np.ndarray  # [L]
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # pending list
+    fold_lock: threading.Lock = field(default_factory=threading.Lock)  # counts, window order
+    pending: list[np.ndarray] = field(default_factory=list)
+    pending_rows: int = 0
     scores: np.ndarray | None = None  # per-layer drift, from the last update
     updated: float = -np.inf
     alarmed: bool = False
@@ -70,21 +75,34 @@ class GateMonitor(Collector):
     def observer(self, model: str, version: int):
         """The callback the batcher calls with each run's outputs."""
         state = self._models[(model, version)]
-        edges = self._edges
-        width = len(edges) + 1
 
         def observe(outputs: dict[str, np.ndarray]) -> None:
             gates = outputs["gate_activity"]
-            # Bucket index per value, offset by layer, so one bincount fills every layer.
-            index = np.searchsorted(edges, gates, side="left")
-            index += np.arange(gates.shape[1]) * width
-            counts = np.bincount(index.ravel(), minlength=state.counts.size)
             with state.lock:
-                state.counts += counts.reshape(state.counts.shape)
-                state.sums += gates.sum(axis=0)
-            state.window.add(gates)
+                state.pending.append(gates)
+                state.pending_rows += len(gates)
+                full = state.pending_rows >= FOLD_ROWS
+            if full:
+                self._fold(state)
 
         return observe
+
+    def _fold(self, state: _Model) -> None:
+        """Adds the pending runs' gate values to the bucket counts and the window."""
+        with state.fold_lock:
+            with state.lock:
+                pending, state.pending, state.pending_rows = state.pending, [], 0
+            if not pending:
+                return
+            gates = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            # Bucket index per value, offset by layer, so one bincount fills every layer.
+            width = state.counts.shape[1]
+            index = np.searchsorted(self._edges, gates, side="left")
+            index += np.arange(gates.shape[1]) * width
+            counts = np.bincount(index.ravel(), minlength=state.counts.size)
+            state.counts += counts.reshape(state.counts.shape)
+            state.sums += gates.sum(axis=0, dtype=np.float64)
+            state.window.add(gates)
 
     def _drift(self, state: _Model) -> np.ndarray | None:
         """Per-layer drift, recomputed when stale; None until the window is full."""
@@ -120,7 +138,8 @@ class GateMonitor(Collector):
             "highway_gate_drift_window_images", "Images in the drift window now.",
             labels=("model", "version"))
         for state in list(self._models.values()):
-            with state.lock:
+            self._fold(state)
+            with state.fold_lock:
                 counts, sums = state.counts.copy(), state.sums.copy()
             for i, layer in enumerate(state.layers):
                 cumulative = np.cumsum(counts[i])

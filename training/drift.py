@@ -97,11 +97,8 @@ SHIFTS: dict[str, Callable | None] = {
 }
 
 
-def run_model(path: Path, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities [N, 10], gate_activity [N, L]) from ONNX Runtime."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def run_model(session, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities [N, 10], gate_activity [N, L]) from an ONNX Runtime session."""
     parts = [session.run(["probabilities", "gate_activity"], {"images": images[i:i + batch]})
              for i in range(0, len(images), batch)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -154,38 +151,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=3000, help="test images per shift")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: 300 images, windows of 100 (numbers mean nothing)")
+                   help="smoke test: 200 images, windows of 50 (numbers mean nothing)")
     args = p.parse_args(argv)
     if args.quick:
-        args.images, args.window, args.windows = 300, 100, 5
+        args.images, args.window, args.windows = 200, 50, 3
     if args.window < 10 or args.windows < 1 or args.images < args.window:
         p.error("need --window >= 10, --windows >= 1 and --images >= --window")
     return args
 
 
 def run(args: argparse.Namespace) -> dict:
+    import onnxruntime as ort
+
     from training.data import load_mnist
 
     rng = np.random.default_rng(args.seed)
+    session = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
     reference = drift.read(args.model.parent / drift.FILENAME)
     data = load_mnist(args.data_dir)
-    val = min(VAL_SIZE, len(data.x_train) // 2)
+    val = args.images if args.quick else min(VAL_SIZE, len(data.x_train) // 2)
     x_val, y_val = data.x_train[-val:], data.y_train[-val:]
     pick = rng.choice(len(data.x_test), min(args.images, len(data.x_test)), replace=False)
     x_test, y_test = data.x_test[pick], data.y_test[pick]
     rows = []
-    probs, gates = run_model(args.model, x_val)
+    probs, gates = run_model(session, x_val)
     rows.append(_condition("in-distribution (held-out training images)", probs, gates, y_val,
                            reference, args, rng))
     # How the unshifted score's noise falls with the window size: what sets the default.
     noise = {str(w): float(np.max(window_scores(reference, gates, w, args.windows, rng)[0]))
              for w in (args.window // 4, args.window // 2, args.window, args.window * 2)
              if w <= len(gates)}
-    probs, gates = run_model(args.model, x_test)
+    probs, gates = run_model(session, x_test)
     rows.append(_condition("test images, unshifted", probs, gates, y_test, reference, args, rng))
     for name, transform in SHIFTS.items():
         images = strokes(len(x_test), rng) if transform is None else transform(x_test, rng)
-        probs, gates = run_model(args.model, images)
+        probs, gates = run_model(session, images)
         rows.append(_condition(name, probs, gates, None if transform is None else y_test,
                                reference, args, rng))
         print(f"{name:>44}: score {rows[-1]['score_median']:.3f}, accuracy "
