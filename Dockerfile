@@ -70,7 +70,6 @@ COPY README.md ./
 COPY protos ./protos
 COPY highway_core ./highway_core
 COPY server ./server
-COPY highway_core ./highway_core
 RUN /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation . \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --quiet --yes setuptools wheel pip

@@ -18,11 +18,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from bench.harness import real_server
 from deploy import queries
 from deploy.prometheus_run import Prometheus
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
-from server.bench_procs import real_server
 from server.settings import default_repository
 
 

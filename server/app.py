@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from highway_core.facts import GATE_ACTIVITY
 from protos.highway.v1 import classifier_pb2
 from protos.inference import grpc_service_pb2
 from server import metrics as metrics_module
@@ -100,7 +101,7 @@ class App:
             await loop.run_in_executor(None, model.runtime.warm_up, s.max_batch_size)
             observer = None
             if self.gates is not None and model.highway_layers and (
-                    "gate_activity" in model.runtime.output_names):
+                    GATE_ACTIVITY in model.runtime.output_names):
                 self.gates.add(model.name, model.version, model.highway_layers,
                                model.gate_reference)
                 observer = self.gates.observer(model.name, model.version)

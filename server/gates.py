@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from highway_core import drift
+from highway_core.facts import GATE_ACTIVITY
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class GateMonitor(Collector):
         state = self._models[(model, version)]
 
         def observe(outputs: dict[str, np.ndarray]) -> None:
-            gates = outputs["gate_activity"]
+            gates = outputs[GATE_ACTIVITY]
             with state.lock:
                 state.pending.append(gates)
                 state.pending_rows += len(gates)

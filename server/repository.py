@@ -15,7 +15,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from highway_core import drift
-from highway_core.facts import MODEL_FILENAME, MODEL_NAME, version_folders
+from highway_core.facts import GATE_ACTIVITY, MODEL_FILENAME, MODEL_NAME, version_folders
 from protos.inference import model_config_pb2 as mc
 from server.errors import ModelLoadError, NotFound
 from server.runtime import Runtime
@@ -112,7 +112,7 @@ def _gate_reference(runtime: Runtime, folder: Path, layers: list[str]
     """The version's gate reference, named by the ONNX metadata (older exports: the default
     file name); a file that is there but broken or for other layers fails the load."""
     path = folder / runtime.metadata.get(drift.METADATA_KEY, drift.FILENAME)
-    if not path.is_file() or not layers or "gate_activity" not in runtime.output_names:
+    if not path.is_file() or not layers or GATE_ACTIVITY not in runtime.output_names:
         log.info("%s: no gate reference; gate drift is not computed for it", folder)
         return None
     try:

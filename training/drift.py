@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from highway_core import drift
+from highway_core.facts import GATE_ACTIVITY, INPUT_NAME, PROBABILITIES
 
 DEFAULT_MODEL = Path("models/highway_mnist/1/model.onnx")
 VAL_SIZE = 5000  # the trainer's default held-out split
@@ -99,7 +100,7 @@ SHIFTS: dict[str, Callable | None] = {
 
 def run_model(session, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities [N, 10], gate_activity [N, L]) from an ONNX Runtime session."""
-    parts = [session.run(["probabilities", "gate_activity"], {"images": images[i:i + batch]})
+    parts = [session.run([PROBABILITIES, GATE_ACTIVITY], {INPUT_NAME: images[i:i + batch]})
              for i in range(0, len(images), batch)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

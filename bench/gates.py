@@ -1,4 +1,4 @@
-"""``python -m server.bench_gates``: what the gate metrics cost, A/B on one run.
+"""``python -m bench.gates``: what the gate metrics cost, A/B on one run.
 
 Two real servers on the same model, one with ``--gate-metrics 1`` (histogram and drift
 window), one with ``--gate-metrics 0``, both scraped every ``--scrape-s`` like
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from server.bench_load import METHODS, ClientPool, Scenario, percentiles, request_bytes
-from server.bench_procs import real_server
+from bench.harness import METHODS, real_server, request_bytes
+from bench.load import ClientPool, Scenario, percentiles
+from highway_core.facts import GATE_ACTIVITY, MODEL_NAME
 from server.settings import default_repository
 
 
@@ -33,7 +34,7 @@ def observer_cost(repository: Path, calls: int = 3000) -> dict:
     from highway_core import drift
     from server.gates import GateMonitor
 
-    folder = repository / "highway_mnist" / "1"
+    folder = repository / MODEL_NAME / "1"
     reference = drift.read(folder / drift.FILENAME)
     rng = np.random.default_rng(0)
     monitor = GateMonitor(window=1000, interval_s=0.0, threshold=0.1)
@@ -41,7 +42,7 @@ def observer_cost(repository: Path, calls: int = 3000) -> dict:
     observe = monitor.observer("m", 1)
     per_run = {}
     for batch in (1, 2, 4, 8, 16, 64):
-        outputs = {"gate_activity": rng.uniform(0.3, 0.56, (batch, len(reference.names)))
+        outputs = {GATE_ACTIVITY: rng.uniform(0.3, 0.56, (batch, len(reference.names)))
                    .astype(np.float32)}
         observe(outputs)
         start = time.thread_time_ns()
@@ -68,7 +69,7 @@ def _scraper(ports: list[int], every_s: float, stop: threading.Event) -> None:
 def run(args: argparse.Namespace) -> dict:
     images = np.random.default_rng(0).integers(0, 256, (args.images, 28, 28), dtype=np.uint8)
     scenario = Scenario(args.api, args.images, args.concurrency)
-    payload = request_bytes(args.api, "highway_mnist", images)
+    payload = request_bytes(args.api, MODEL_NAME, images)
     servers = {flag: real_server(args.model_repository, "cpu", args.threads,
                                  ["--gate-metrics", flag], None) for flag in ("1", "0")}
     stop = threading.Event()
@@ -132,7 +133,7 @@ def _machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m server.bench_gates", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.gates", description=__doc__)
     p.add_argument("--model-repository", type=Path, default=default_repository())
     p.add_argument("--api", choices=tuple(METHODS), default="Predict")
     p.add_argument("--images", type=int, default=1, help="images per request")
