@@ -128,6 +128,15 @@ def _condition(name, probs, gates, labels, reference, settings, rng) -> dict:
     return row
 
 
+def _shown(source: str) -> str:
+    """A data folder as recorded: relative to the checkout, else just its name."""
+    path = Path(source)
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def machine() -> str:
     """CPU model and core count, for the record."""
     try:
@@ -191,9 +200,21 @@ def run(args: argparse.Namespace) -> dict:
                                reference, args, rng))
         print(f"{name:>44}: score {rows[-1]['score_median']:.3f}, accuracy "
               f"{rows[-1].get('accuracy', float('nan')):.3f}", flush=True)
+    # Unmodified images, but not the reference's mix: the second half of the test set
+    # (NIST's SD-1 writers, the first half being SD-3's), and a single class (label shift).
+    half = len(data.x_test) // 2
+    ones = data.y_test == 1
+    for name, x, y in (("test images of the other writers (second half)",
+                        data.x_test[half:], data.y_test[half:]),
+                       ("only the digit 1 (label shift)", data.x_test[ones], data.y_test[ones])):
+        x, y = x[:args.images], y[:args.images]
+        if len(x) < args.window:
+            raise ValueError(f"{name}: {len(x)} images, fewer than --window {args.window}")
+        probs, gates = run_model(session, x)
+        rows.append(_condition(name, probs, gates, y, reference, args, rng))
     return {
         "model": args.model.as_posix(), "reference": f"{drift.FILENAME} ({reference.source})",
-        "data": data.source, "metric": "largest per-layer PSI over reference deciles",
+        "data": _shown(data.source), "metric": "largest per-layer PSI over reference deciles",
         "layers": reference.names, "window": args.window, "windows": args.windows,
         "threshold": args.threshold, "in_distribution_max_by_window": noise,
         "conditions": rows, "quick": args.quick, "seed": args.seed,
