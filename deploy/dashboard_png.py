@@ -21,6 +21,7 @@ import numpy as np
 from bench.harness import real_server
 from deploy import queries
 from deploy.prometheus_run import Prometheus
+from deploy.prometheus_run import binary as prometheus_binary
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from server.settings import default_repository
@@ -117,9 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--out", type=Path, default=Path("docs/monitoring/dashboard.png"))
     args = p.parse_args(argv)
-    from training.data import load_mnist
+    from training.data import MnistDataError, load_mnist
 
-    images = load_mnist(args.data_dir).x_test
+    try:
+        images = load_mnist(args.data_dir).x_test
+        binary_missing = prometheus_binary() is None
+    except MnistDataError as e:
+        p.exit(1, f"dashboard_png: error: {e}\n")
+    if binary_missing:
+        p.exit(1, "dashboard_png: error: prometheus is not installed (set $PROMETHEUS or "
+               "put it on PATH)\n")
     server = real_server(args.model_repository, "cpu", 0,
                          ["--drift-window", "500", "--drift-interval-s", "1"], None)
     try:
