@@ -24,6 +24,7 @@ from server import repository as repository_module
 from server.batching import Batcher, BatchSettings
 from server.calls import Calls, service_handler
 from server.errors import StartupError
+from server.fleet import READY, STOPPED, Fleet
 from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
 
@@ -37,9 +38,13 @@ SERVICES = (
 class App:
     """One server: build, :meth:`bind`, :meth:`load`, then :meth:`stop`."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
+                 fleet: Fleet | None = None):
+        """``fleet``: set when this App is one worker of several (server/workers.py)."""
         self.settings = settings
-        self.metrics = metrics_module.create(registry or CollectorRegistry())
+        self.fleet = fleet
+        self.metrics = metrics_module.create(registry or CollectorRegistry(),
+                                             worker=fleet.index if fleet else None)
         self.calls = Calls(self.metrics)
         self.served = Served(settings, self.metrics)
         self.health = health.aio.HealthServicer()
@@ -47,6 +52,7 @@ class App:
         self.port = 0
         self.metrics_port: int | None = None
         self._httpd = None
+        self._follower: asyncio.Task | None = None
 
     async def bind(self) -> None:
         """Starts gRPC (health NOT_SERVING) and the metrics endpoint."""
@@ -54,7 +60,8 @@ class App:
         self.server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
-            ("grpc.so_reuseport", 0),  # a busy port must fail, not be shared
+            # Alone, a busy port must fail, not be shared; workers share it on purpose.
+            ("grpc.so_reuseport", 1 if self.fleet else 0),
         ])
         self.server.add_generic_rpc_handlers((
             service_handler(ClassifierServicer(self.served, self.calls),
@@ -98,11 +105,23 @@ class App:
             log.info("model %s version %d ready on %s", model.name, model.version,
                      model.runtime.provider)
         self.served.repository = repo
-        self.calls.ready = True
-        for service in ("", *SERVICES):
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if self.fleet is None:
+            await self._publish_ready(True)
+        else:  # SERVING once every worker is ready, NOT_SERVING when any is not
+            self.fleet.mark(READY)
+            self._follower = asyncio.create_task(self.fleet.follow(self._publish_ready))
         log.info("serving gRPC on %s:%d, metrics on %s", s.host, self.port,
                  f"port {self.metrics_port}" if self.metrics_port is not None else "no port")
+
+    async def _publish_ready(self, ready: bool) -> None:
+        """Health (every service) and ServerReady/ModelReady tell the same thing."""
+        self.calls.ready = ready
+        status = (health_pb2.HealthCheckResponse.SERVING if ready
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for service in ("", *SERVICES):
+            await self.health.set(service, status)
+        if self.metrics.worker_ready is not None:
+            self.metrics.worker_ready.set(1 if ready else 0)
 
     async def stop(self, close_transport: bool = True) -> None:
         """Graceful: refuse new calls, finish accepted ones (grace period), stop.
@@ -114,6 +133,11 @@ class App:
         """
         self.calls.draining = True
         self.calls.ready = False
+        if self.fleet is not None:
+            self.fleet.mark(STOPPED)  # siblings stop reporting SERVING too
+            if self._follower is not None:
+                self._follower.cancel()
+            self.metrics.worker_ready.set(0)
         await self.health.enter_graceful_shutdown()
         pending = self.calls.active
         if pending:
@@ -136,8 +160,8 @@ class BackgroundServer:
     """Runs an :class:`App` on its own event loop thread (tests, benchmarks, embedding)."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
-                 load: bool = True):
-        self.app = App(settings, registry)
+                 load: bool = True, fleet: Fleet | None = None):
+        self.app = App(settings, registry, fleet)
         self._load = load
         self._bound = threading.Event()
         self._error: BaseException | None = None

@@ -2,6 +2,11 @@
 
 Latency histograms are in seconds with buckets from 100 µs to 10 s; batch
 sizes get power-of-two buckets. Tests build a fresh ``CollectorRegistry`` each.
+
+With ``--workers N`` every worker process writes its values to prometheus_client's
+multiprocess files and the supervisor serves them merged (server/workers.py):
+counters and histograms add up; each gauge says how it merges
+(``multiprocess_mode``, ignored in a single process).
 """
 
 from __future__ import annotations
@@ -30,15 +35,40 @@ class Metrics:
     images: Counter
     inflight: Gauge
     model_info: Gauge
+    multiprocess: bool = False
+    """Values live in shared files: a gauge's ``set_function`` cannot reach them."""
+    worker_requests: Counter | None = None
+    """This worker's share of the RPCs (multiprocess only; labelled with its index)."""
+    worker_ready: Gauge | None = None
+    """1 while this worker serves (multiprocess only; one series per live pid)."""
 
     def observe_request(self, method: str, code: str, seconds: float) -> None:
         """One finished RPC: its duration and its count, by method and status code."""
         self.request_duration.labels(method=method, code=code).observe(seconds)
         self.requests.labels(method=method, code=code).inc()
+        if self.worker_requests is not None:
+            self.worker_requests.inc()
 
 
-def create(registry: CollectorRegistry) -> Metrics:
-    """Registers every metric on ``registry``."""
+def create(registry: CollectorRegistry, worker: int | None = None) -> Metrics:
+    """Registers every metric on ``registry``; ``worker``: this process's index under --workers.
+
+    A worker's metrics must be created after the supervisor has set
+    ``PROMETHEUS_MULTIPROC_DIR`` (it is read when prometheus_client is imported).
+    """
+    per_worker = {}
+    if worker is not None:
+        per_worker = dict(
+            multiprocess=True,
+            worker_requests=Counter(
+                "highway_worker_requests", "RPCs answered by each worker process.",
+                ("worker",), registry=registry).labels(worker=str(worker)),
+            # liveall: one series per live process, with its pid, so a dead one disappears.
+            worker_ready=Gauge(
+                "highway_worker_ready", "1 while the worker process serves, else 0.",
+                ("worker",), registry=registry, multiprocess_mode="liveall"
+            ).labels(worker=str(worker)),
+        )
     return Metrics(
         registry=registry,
         request_duration=Histogram(
@@ -59,10 +89,13 @@ def create(registry: CollectorRegistry) -> Metrics:
         images=Counter(
             "highway_images", "Images classified in successful requests.", registry=registry),
         inflight=Gauge(
-            "highway_inflight_requests", "RPCs being handled now.", registry=registry),
+            "highway_inflight_requests", "RPCs being handled now.", registry=registry,
+            multiprocess_mode="livesum"),  # in flight across live workers
         model_info=Gauge(
             "highway_model_info", "Loaded models (value 1) and their active execution provider.",
-            ("model", "version", "provider"), registry=registry),
+            ("model", "version", "provider"), registry=registry,
+            multiprocess_mode="livemax"),  # loaded in any live worker; one series, not N
+        **per_worker,
     )
 
 

@@ -16,6 +16,7 @@ from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
 
 ENV_PREFIX = "HIGHWAY_"
 DEVICES = ("auto", "cuda", "cpu")
+MAX_WORKERS = 64  # each worker holds its own model sessions; more is a typo, not a plan
 
 
 def default_repository() -> Path:
@@ -50,7 +51,9 @@ class Settings:
     grace_period_s: float = 30.0
     """On SIGTERM/SIGINT: how long requests already accepted may take to finish."""
     intra_op_threads: int = 0
-    """ONNX Runtime intra-op threads (0: one per CPU core)."""
+    """ONNX Runtime intra-op threads (0: CPU cores ÷ workers)."""
+    workers: int = 1
+    """Server processes sharing the gRPC port (SO_REUSEPORT); 1: one process, no supervisor."""
     log_level: str = "INFO"
     """Python logging level."""
 
@@ -60,6 +63,8 @@ class Settings:
         for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"--workers must be between 1 and {MAX_WORKERS}, not {self.workers}")
         if self.max_queue_delay_us < 0 or self.grace_period_s < 0 or self.intra_op_threads < 0:
             raise ValueError("delays, grace period and thread counts must not be negative")
         for name in ("grpc_port", "metrics_port"):
@@ -128,6 +133,7 @@ _DOCS = {
     "max_queue": "most queued requests before RESOURCE_EXHAUSTED",
     "max_message_bytes": "largest gRPC message",
     "grace_period_s": "seconds to finish accepted requests on shutdown",
-    "intra_op_threads": "ONNX Runtime intra-op threads (0: CPU cores)",
+    "intra_op_threads": "ONNX Runtime intra-op threads per worker (0: CPU cores / workers)",
+    "workers": "server processes sharing the gRPC port (SO_REUSEPORT)",
     "log_level": "DEBUG, INFO, WARNING, ERROR",
 }
