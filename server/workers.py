@@ -23,6 +23,7 @@ server with back-off and counts the restarts where operators look.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import faulthandler
 import logging
@@ -65,6 +66,20 @@ def worker_settings(settings: Settings, port: int) -> Settings:
     """One worker's settings: the shared port, no metrics port, its share of the cores."""
     threads = settings.intra_op_threads or max(1, cores() // settings.workers)
     return replace(settings, grpc_port=port, metrics_port=-1, intra_op_threads=threads)
+
+
+def metrics_folder() -> str:
+    """A fresh folder for the workers' metric files: in /dev/shm when it is writable.
+
+    /dev/shm is memory and stays writable on a read-only root filesystem (the
+    hardened container, Kubernetes' readOnlyRootFilesystem); else $TMPDIR or /tmp.
+    """
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    try:
+        return tempfile.mkdtemp(prefix="highway-metrics-", dir=shm)
+    except OSError as e:
+        raise StartupError(f"cannot create a folder for the workers' metrics in "
+                           f"{shm or tempfile.gettempdir()}: {e.strerror}") from None
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -145,33 +160,26 @@ class Supervisor:
     def run(self) -> int:
         """Runs until a signal or a worker's death; returns the exit code."""
         s = self.settings
-        reserved = reserve_port(s.host, s.grpc_port)
-        self._metrics_dir = tempfile.mkdtemp(prefix="highway-metrics-")
-        os.environ[MULTIPROC_ENV] = self._metrics_dir  # the workers inherit it
-        httpd = None
-        try:
-            httpd, metrics_port = self._serve_metrics()
+        with contextlib.ExitStack() as cleanup:
+            reserved = cleanup.enter_context(reserve_port(s.host, s.grpc_port))
+            self._metrics_dir = metrics_folder()
+            cleanup.callback(shutil.rmtree, self._metrics_dir, ignore_errors=True)
+            os.environ[MULTIPROC_ENV] = self._metrics_dir  # the workers inherit it
+            metrics_port = self._serve_metrics(cleanup)
+            cleanup.callback(self._kill_survivors)
             port = reserved.getsockname()[1]
             self._start(worker_settings(s, port))
             log.info("started %d workers (pids %s) for gRPC on %s:%d, merged metrics on %s",
                      s.workers, ", ".join(str(p.pid) for p in self.workers), s.host, port,
                      f"port {metrics_port}" if metrics_port is not None else "no port")
             self._watch()
-        finally:
-            for p in self.workers:  # only if _watch itself failed: never leave orphans
-                if p.exitcode is None:
-                    p.kill()
-            if httpd is not None:
-                httpd.shutdown()
-                httpd.server_close()
-            reserved.close()
-            shutil.rmtree(self._metrics_dir, ignore_errors=True)
         return self.exit_code
 
-    def _serve_metrics(self) -> tuple[object | None, int | None]:
+    def _serve_metrics(self, cleanup: contextlib.ExitStack) -> int | None:
+        """/metrics merged from every worker's files; returns its port (None: off)."""
         s = self.settings
         if s.metrics_port < 0:
-            return None, None
+            return None
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self._metrics_dir)
         try:
@@ -179,7 +187,16 @@ class Supervisor:
         except OSError as e:
             raise StartupError(f"cannot serve metrics on {s.host}:{s.metrics_port}: "
                                f"{e.strerror}") from None
-        return httpd, int(httpd.server_port)
+        cleanup.callback(httpd.server_close)
+        cleanup.callback(httpd.shutdown)
+        return int(httpd.server_port)
+
+    def _kill_survivors(self) -> None:
+        """Only reached with live workers if the supervisor itself failed: no orphans."""
+        for process in self.workers:
+            if process.exitcode is None:
+                process.kill()
+                process.join()
 
     def _start(self, settings: Settings) -> None:
         def on_signal(signum, frame) -> None:

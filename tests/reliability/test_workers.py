@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -82,7 +84,13 @@ def test_two_workers_share_the_port_and_the_merged_metrics_add_up(tiny_repositor
                 for _ in range(per_connection):
                     check_answer("ModelInfer", call(infer_bytes(2), timeout=30), 2)
         after = wait_until_idle(server)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
+                                      timeout=10).read().decode()
 
+    if shutil.which("promtool"):  # as tests/server/test_metrics.py checks one process's
+        done = subprocess.run(["promtool", "check", "metrics"], input=text,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
     sent = CONNECTIONS * per_connection
     ok = requests_by_code(after, "ModelInfer").get("OK", 0)
     assert ok - requests_by_code(before, "ModelInfer").get("OK", 0) == sent
