@@ -24,7 +24,6 @@ import grpc
 import pytest
 
 from bench.harness import check_answer
-from server.healthcheck import ProbeSettings, probe
 from tests.reliability.support import (
     GRPC_OPTIONS,
     infer_bytes,
@@ -43,14 +42,6 @@ def connection(server) -> grpc.Channel:
     """A channel with a connection of its own."""
     return grpc.insecure_channel(
         server.target, options=[*GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
-
-
-def wait_serving(server, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe(ProbeSettings(address=server.target, timeout=2)).healthy:
-        assert server.proc.poll() is None, "the server exited"
-        assert time.monotonic() < deadline, "health never turned SERVING"
-        time.sleep(0.1)
 
 
 def worker_pids(samples: dict) -> dict[str, int]:
@@ -75,7 +66,7 @@ def gone(pid: int) -> bool:
 
 def test_two_workers_share_the_port_and_the_merged_metrics_add_up(tiny_repository, tmp_path):
     with running_server(tiny_repository, *WORKERS, log=tmp_path / "server.log") as server:
-        wait_serving(server)
+        server.wait_serving(60)
         before = wait_until_idle(server)
         per_connection = 3
         for _ in range(CONNECTIONS):
@@ -125,7 +116,7 @@ def test_sigterm_drains_every_worker_and_exits_0(tiny_repository, tmp_path):
             outcomes.append((time.monotonic(), code))
 
     with running_server(tiny_repository, *WORKERS, log=log) as server:
-        wait_serving(server)
+        server.wait_serving(60)
         pids = worker_pids(scrape(server))
         channels = [connection(server) for _ in range(8)]
         threads = [threading.Thread(target=client, args=(ch,)) for ch in channels]
@@ -155,7 +146,7 @@ def test_sigterm_drains_every_worker_and_exits_0(tiny_repository, tmp_path):
 def test_a_killed_worker_stops_the_server_with_its_status_logged(tiny_repository, tmp_path):
     log = tmp_path / "server.log"
     with running_server(tiny_repository, *WORKERS, log=log) as server:
-        wait_serving(server)
+        server.wait_serving(60)
         pids = worker_pids(scrape(server))
         os.kill(pids["1"], signal.SIGKILL)
         exit_code = server.proc.wait(60)
@@ -167,7 +158,7 @@ def test_a_killed_worker_stops_the_server_with_its_status_logged(tiny_repository
 
 def test_workers_stop_when_the_supervisor_is_killed(tiny_repository, tmp_path):
     with running_server(tiny_repository, *WORKERS, log=tmp_path / "server.log") as server:
-        wait_serving(server)
+        server.wait_serving(60)
         pids = worker_pids(scrape(server))
         server.proc.kill()
         server.proc.wait(30)
