@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server import model_config, repository
+from server import model_config, repository, runtime
 from server.batching import Batcher
 from server.errors import InvalidArgument, ModelLoadError, NotFound, NotYet
 from server.repository import DEFAULT_MODEL, Fingerprint, ModelVersion
@@ -58,6 +58,7 @@ class Registry:
         self._metrics = metrics
         self._models: dict[str, Model] = {}
         self._lock = asyncio.Lock()
+        self._churn = 0  # loads and retirements since memory was last handed back
 
     # The data plane's side: called on the event loop, never blocks.
 
@@ -128,6 +129,7 @@ class Registry:
             problems: list[str] = []
             for name in sorted(set(on_disk) | set(self._models)) if names is None else names:
                 problems += await self._sync_model(root / name, name in on_disk, strict)
+            await self._release()
             return problems
 
     async def load(self, name: str) -> None:
@@ -149,12 +151,13 @@ class Registry:
             entry = self._models.get(name)
             if entry is None or not entry.serving:
                 return
-            retired = entry.serving
+            retired = list(entry.serving.values())
             entry.serving, entry.prints, entry.reason = {}, {}, UNLOADED
-            entry.failed = {v: (UNLOADED, None) for v in retired}
+            entry.failed = {mv.version: (UNLOADED, None) for mv in retired}
             log.info("model %s unloaded", name)
-            self._forget(list(retired.values()))
-            await self._retire(list(retired.values()))
+            self._forget(retired)
+            await self._retire(retired)
+            await self._release()
 
     async def close(self) -> None:
         """Shutdown: every batcher finishes what it holds."""
@@ -202,6 +205,7 @@ class Registry:
             if prints.get(v) == fp or (v in entry.failed and entry.failed[v][1] == fp):
                 continue  # unchanged since it loaded, or since it failed
             entry.loading.add(v)
+            self._churn += 1  # a load frees its temporary buffers, loaded or not
             try:
                 loaded = await asyncio.to_thread(self._load, model_dir, plan, v)
             except NotYet as e:
@@ -266,10 +270,18 @@ class Registry:
                 pass
 
     async def _retire(self, versions: list[ModelVersion]) -> None:
-        """Closes their batchers (each answers what it holds) off the loop."""
-        for mv in versions:
-            if mv.batcher is not None:
-                await asyncio.to_thread(mv.batcher.close, self._settings.grace_period_s)
+        """Closes their batchers (each answers what it holds) off the loop, then lets go."""
+        while versions:
+            batcher = versions.pop().batcher
+            if batcher is not None:
+                await asyncio.to_thread(batcher.close, self._settings.grace_period_s)
+            self._churn += 1
+
+    async def _release(self) -> None:
+        """After loads and retirements, hands the memory they freed back to the OS."""
+        if self._churn:
+            self._churn = 0
+            await asyncio.to_thread(runtime.release_freed_memory)
 
     def _failed(self, entry: Model, name: str, version: int, reason: str,
                 fp: Fingerprint | None) -> None:
