@@ -109,7 +109,7 @@ class App:
                 if name not in on_disk:
                     raise ModelLoadError(f"--load-model {name}: no such model folder in "
                                          f"{s.model_repository}")
-        problems = await registry.sync(names, strict=True)
+        problems = await registry.sync(names, at_start=True)
         if not problems and s.model_control_mode == "none" and not registry.names():
             problems = [f"model repository {s.model_repository} holds no models (see README: "
                         "making a model repository)"]

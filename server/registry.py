@@ -59,6 +59,7 @@ class Registry:
         self._models: dict[str, Model] = {}
         self._lock = asyncio.Lock()
         self._churn = 0  # loads and retirements since memory was last handed back
+        self._quiet = False  # failures are the caller's one error line, not log lines
 
     # The data plane's side: called on the event loop, never blocks.
 
@@ -117,13 +118,17 @@ class Registry:
 
     # Changes: one at a time, on the event loop; slow work in worker threads.
 
-    async def sync(self, names: list[str] | None = None, strict: bool = False) -> list[str]:
+    async def sync(self, names: list[str] | None = None, strict: bool = False,
+                   at_start: bool = False) -> list[str]:
         """Brings the named models (None: every one, gone ones included) in line with disk.
 
-        Returns the problems found (one line each); ``strict`` (at start) also counts
-        files not readable yet as problems instead of leaving them to the next poll.
+        Returns the problems found (one line each); ``strict`` also counts files not
+        readable yet as problems instead of leaving them to the next poll. ``at_start``
+        (strict, and failures not logged): the caller ends the server with the problem.
         """
         async with self._lock:
+            self._quiet = at_start
+            strict = strict or at_start
             root = self._settings.model_repository
             on_disk = await asyncio.to_thread(repository.model_names, root)
             problems: list[str] = []
@@ -289,7 +294,8 @@ class Registry:
             return  # reported already
         entry.failed[version] = (reason, fp)
         self._metrics.model_loads.labels(name, str(version), "failure").inc()
-        log.warning("model %s version %d failed to load: %s", name, version, reason)
+        if not self._quiet:
+            log.warning("model %s version %d failed to load: %s", name, version, reason)
 
     @staticmethod
     def _not_yet(name: str, error: NotYet, strict: bool) -> list[str]:
