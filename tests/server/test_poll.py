@@ -25,11 +25,15 @@ POLL_S = 0.5
 
 
 class Load:
-    """8 clients sending ModelInfer for the latest version, nonstop, until stopped."""
+    """8 clients sending ModelInfer for the latest version, nonstop, until stopped.
+
+    ``first_poll[v]``: the poller's completed cycles when a client first got version v.
+    """
 
     def __init__(self, running, images, clients: int = 8):
         self.running, self.images = running, images
         self.versions: Counter[str] = Counter()
+        self.first_poll: dict[str, int] = {}
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -57,6 +61,8 @@ class Load:
                 continue
             with self._lock:
                 self.versions[version] += 1
+                if version not in self.first_poll and self.running.app.poller is not None:
+                    self.first_poll[version] = self.running.app.poller.cycles
 
     def seen(self, version: str) -> int:
         with self._lock:
@@ -84,7 +90,7 @@ def test_new_version_is_served_within_two_polls_and_a_corrupt_one_changes_nothin
         add_version(model_dir, 2, tiny_repository / MODEL / "1")
         renamed_at = poller.cycles
         wait_for(lambda: load.seen("2") > 0, "version 2 to be served")
-        assert poller.cycles - renamed_at <= 2  # polls completed since the rename
+        assert load.first_poll["2"] - renamed_at <= 2  # polls completed since the rename
         wait_for(lambda: load.seen("2") > 50, "traffic on version 2")
 
         add_corrupt_version(model_dir, 3)
@@ -129,3 +135,24 @@ def test_removed_versions_and_models_unload_and_a_changed_config_applies(
     with pytest.raises(grpc.RpcError) as e:
         running.kserve.ModelInfer(infer_request(fixture_mnist.x_test[:1], model="second"))
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_version_folder_without_its_model_yet_is_retried_not_failed(
+        start_server, tiny_repository, tmp_path, fixture_mnist):
+    repo = copy_repository(tiny_repository, tmp_path / "repo")
+    model_dir = repo / MODEL
+    running = start_server(model_repository=repo, model_control_mode="poll",
+                           repository_poll_secs=POLL_S)
+    (model_dir / "2").mkdir()  # copied without the rename convention: the file comes later
+    start = running.app.poller.cycles
+    wait_for(lambda: running.app.poller.cycles >= start + 2, "two polls")
+    assert served_versions(running) == ["1"]
+    assert ("2", "UNAVAILABLE") not in {r[1:3] for r in index(running)}
+    source = tiny_repository / MODEL / "1" / "model.onnx"
+    (model_dir / "2" / ".model.onnx.part").write_bytes(source.read_bytes())
+    (model_dir / "2" / ".model.onnx.part").rename(model_dir / "2" / "model.onnx")
+    wait_for(lambda: served_versions(running) == ["2"], "version 2 once its file is there")
+    assert running.metric("highway_model_loads_total", {"model": MODEL, "version": "2",
+                                                        "outcome": "failure"}) == 0
+    response = running.kserve.ModelInfer(infer_request(fixture_mnist.x_test[:1]))
+    assert response.model_version == "2"
