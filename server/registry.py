@@ -267,12 +267,15 @@ class Registry:
         await self._retire(retired)
 
     def _forget(self, versions: list[ModelVersion]) -> None:
-        """Drops their ``highway_model_info`` series."""
+        """Drops their ``highway_model_info`` series.
+
+        Under ``--workers N`` a series lives on in the worker's metric file after
+        ``remove``, so it is set to 0 first: gone from this process, 0 in the merge.
+        """
         for mv in versions:
-            try:
-                self._metrics.model_info.remove(mv.name, str(mv.version), mv.runtime.provider)
-            except KeyError:
-                pass
+            labels = (mv.name, str(mv.version), mv.runtime.provider)
+            self._metrics.model_info.labels(*labels).set(0)
+            self._metrics.model_info.remove(*labels)
 
     async def _retire(self, versions: list[ModelVersion]) -> None:
         """Closes their batchers (each answers what it holds) off the loop, then lets go."""
