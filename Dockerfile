@@ -117,11 +117,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     HIGHWAY_HOST=0.0.0.0 \
     HIGHWAY_GRPC_PORT=8001 \
     HIGHWAY_METRICS_PORT=8002 \
-    HIGHWAY_DEVICE=auto
+    HIGHWAY_DEVICE=auto \
+    HIGHWAY_WORKERS=1
 
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8001 8002
+# HIGHWAY_WORKERS=N runs N server processes behind port 8001 (SO_REUSEPORT) under
+# one supervisor (PID 1 here), which serves the merged /metrics; their metric
+# files live in /dev/shm, so a read-only root filesystem is fine.
 # The server drains on SIGTERM: accepted requests finish (HIGHWAY_GRACE_PERIOD_S),
 # health turns NOT_SERVING, then it exits 0. Give `docker stop -t` more than that.
 STOPSIGNAL SIGTERM

@@ -4,6 +4,7 @@ One run, one model, one machine:
 1. raw in-process ONNX Runtime at batch 1, 8, 64 (the server's session options);
 2. the real server (subprocess) under closed-loop load from several client
    processes, single-image and 64-image requests, over Predict and ModelInfer;
+   with ``--workers 1,2`` once per worker count ("real", "real-w2");
 3. the same load against a naive server (one ORT run per request, no batching);
 4. the same load against the gRPC floor: the same Python gRPC stack answering
    canned responses with no model, i.e. what gRPC and the load generator alone
@@ -83,6 +84,11 @@ class BenchSettings:
     """Naive server's gRPC handler threads."""
     floor: bool = True
     """Also measure the gRPC floor (Python gRPC answering canned responses, no model)."""
+    workers: tuple[int, ...] = (1,)
+    """``--workers`` of the real server: one server and one set of runs per count."""
+    connections: int = 0
+    """gRPC connections per client process (0: one when only --workers 1 is measured,
+    else one per client, for SO_REUSEPORT hands connections, not calls, to workers)."""
     server_args: tuple[str, ...] = ()
     """Extra flags for ``python -m server`` (e.g. --max-queue-delay-us 0)."""
     out: Path | None = None
@@ -176,6 +182,17 @@ class _Profiler:
         return self.cpu[0], self.cpu[1]
 
 
+def connections(s: BenchSettings) -> int:
+    """Connections per client process (0: one per client); see BenchSettings.connections."""
+    if s.connections:
+        return s.connections
+    return 1 if max(s.workers) == 1 else 0
+
+
+def _real_name(workers: int) -> str:
+    return "real" if workers == 1 else f"real-w{workers}"
+
+
 def _drive(name: str, server: ServerProcess, pool: ClientPool, s: BenchSettings,
            images: np.ndarray) -> list[dict]:
     rows = []
@@ -183,14 +200,16 @@ def _drive(name: str, server: ServerProcess, pool: ClientPool, s: BenchSettings,
         payload = request_bytes(sc.api, s.model, images[:sc.images])
         spy = _Profiler(s.profile_dir if name == "real" else None, server, sc, s.duration_s)
         result, window = pool.run(server.target, sc, payload, s.warmup_s, s.duration_s,
-                                  on_start=spy.start, on_end=spy.stop)
+                                  on_start=spy.start, on_end=spy.stop,
+                                  connections=connections(s))
         cpu0, cpu1 = spy.wait()
         done = len(result.latencies)
         ips = done * sc.images / window
         row = {"server": name, "api": sc.api, "images": sc.images, "concurrency": sc.concurrency,
                "requests": done, "images_per_s": ips, **percentiles(result.latencies),
                "errors": sum(result.errors.values()), "error_codes": result.errors,
-               "answers_checked": result.checked, "rss_mb": server.rss_mb()}
+               "answers_checked": result.checked, "connections": result.connections,
+               "rss_mb": server.rss_mb()}
         # CPU per image is where the time goes: server, client, and (from raw) the model.
         total_images = max(done * sc.images, 1)
         window_cpu = (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
@@ -213,8 +232,12 @@ def run(s: BenchSettings) -> dict:
     load_before = os.getloadavg()
     logs = Path(tempfile.mkdtemp(prefix="highway-bench-"))
     raw = RawBench(model_path, s.device, s.intra_op_threads, s.raw_batches, images)
-    servers = {"real": real_server(s.repository, s.device, s.intra_op_threads,
-                                   list(s.server_args), logs / "server.log")}
+    servers = {}
+    for workers in s.workers:
+        extra = [*s.server_args, *(("--workers", str(workers)) if workers != 1 else ())]
+        servers[_real_name(workers)] = real_server(
+            s.repository, s.device, s.intra_op_threads, extra,
+            logs / f"{_real_name(workers)}.log")
     if s.naive:
         servers["naive"] = naive_server(model_path, s.device, s.intra_op_threads,
                                         s.naive_workers, logs / "naive.log")
@@ -223,8 +246,10 @@ def run(s: BenchSettings) -> dict:
     rows: list[dict] = []
     try:
         probe = request_bytes("ModelInfer", s.model, images[:1])
-        for server in servers.values():
+        for name, server in servers.items():
             server.wait_ready(METHODS["ModelInfer"], probe)
+            if name.startswith("real"):  # one worker answering is not all of them loaded
+                server.wait_serving()
         log.info("servers ready (%s); raw ONNX Runtime before", ", ".join(servers))
         slices = max(1, round(s.raw_seconds))
         raw.measure(s.raw_seconds / 2, slices, log=log.info)
@@ -261,6 +286,16 @@ def _loads(text: str) -> tuple[tuple[int, int], ...]:
     return pairs  # type: ignore[return-value]
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected counts like 1,2") from None
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct counts >= 1, like 1,2")
+    return counts
+
+
 def parse(argv: list[str] | None = None) -> BenchSettings:
     """Settings from the command line."""
     d = BenchSettings()
@@ -277,6 +312,11 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     p.add_argument("--warmup", type=float, default=None, help="seconds of load before each")
     p.add_argument("--raw-seconds", type=float, default=None, help="raw ORT seconds per batch")
     p.add_argument("--client-processes", type=int, default=d.client_processes)
+    p.add_argument("--workers", type=_counts, default=d.workers,
+                   help="--workers of the real server, one run per count, e.g. 1,2")
+    p.add_argument("--connections", type=int, default=d.connections,
+                   help="gRPC connections per client process (0: one per client when "
+                        "--workers measures more than 1, else 1)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive server")
     p.add_argument("--no-floor", action="store_true", help="skip the gRPC floor (no model)")
     p.add_argument("--server-arg", action="append", default=[],
@@ -292,9 +332,12 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
         p.error(f"--apis must name {' and/or '.join(METHODS)}")
     if a.client_processes < 1:
         p.error("--client-processes must be at least 1")
+    if a.connections < 0:
+        p.error("--connections must not be negative")
     s = replace(d, repository=a.repository, model=a.model, device=a.device,
                 intra_op_threads=a.intra_op_threads, apis=apis,
-                client_processes=a.client_processes, naive=not a.no_naive,
+                client_processes=a.client_processes, workers=a.workers,
+                connections=a.connections, naive=not a.no_naive,
                 floor=not a.no_floor,
                 server_args=tuple(a.server_arg), out=a.out, profile_dir=a.profile)
     if a.quick:

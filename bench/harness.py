@@ -19,11 +19,13 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from highway_core.facts import INPUT_NAME, NUM_CLASSES, PROBABILITIES
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 
+SERVING = health_pb2.HealthCheckResponse.SERVING
 METHODS = {
     "Predict": "/highway.v1.Classifier/Predict",
     "ModelInfer": "/inference.GRPCInferenceService/ModelInfer",
@@ -100,23 +102,58 @@ class ServerProcess:
         lines = self.log_path.read_text(errors="replace").strip().splitlines()[-5:]
         return ": " + " | ".join(lines) if lines else ""
 
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time the process has used (Linux /proc), else None."""
+    def wait_serving(self, timeout: float = 180) -> None:
+        """Polls grpc.health.v1 until SERVING (under --workers: every worker loaded)."""
+        deadline = time.monotonic() + timeout
+        request = health_pb2.HealthCheckRequest()
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}"
+                                       f"{self._tail()}")
+                try:
+                    if stub.Check(request, timeout=5).status == SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} server not SERVING after {timeout:.0f} s"
+                                       f"{self._tail()}")
+                time.sleep(0.1)
+
+    def pids(self) -> list[int]:
+        """The server process and its children (the workers under --workers; Linux /proc)."""
+        pid = self.proc.pid
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = []
+        return [pid, *map(int, children)]
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time the server and its children have used (Linux /proc)."""
+        total = None
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf(
+                "SC_CLK_TCK")
+        return total
 
     def rss_mb(self) -> float | None:
-        """Resident memory now, in MB (Linux /proc), else None."""
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return None
+        """Resident memory now of the server and its children, in MB (Linux /proc)."""
+        total = None
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total = (total or 0.0) + int(line.split()[1]) / 1024
+            except OSError:
+                pass
+        return total
 
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, wait, then SIGKILL if needed; returns the exit code."""

@@ -10,6 +10,11 @@ Requests are serialized once, up front, and sent through a raw channel method:
 the load generator shares the two cores with the server, so it spends no CPU on
 building protobuf messages. The first answer of each client is parsed and
 checked (shape and content) so a wrong answer cannot pass for a fast one.
+
+Each worker process spreads its clients over ``connections`` gRPC connections
+(channels with their own subchannel pool; grpc would otherwise share one
+connection between channels to the same target). A server with ``--workers``
+needs several: SO_REUSEPORT hands each connection, not each call, to a worker.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class ClientResult:
     errors: dict[str, int] = field(default_factory=dict)
     cpu_s: float = 0.0
     checked: int = 0
+    connections: int = 0
 
 
 async def _client(call, payload: bytes, api: str, n: int, start: float, end: float,
@@ -79,18 +85,26 @@ async def _client(call, payload: bytes, api: str, n: int, start: float, end: flo
 
 
 async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
-                 start: float, end: float, warm_start: float) -> ClientResult:
-    result = ClientResult()
+                 connections: int, start: float, end: float, warm_start: float) -> ClientResult:
+    result = ClientResult(connections=min(connections, clients))
     options = [("grpc.max_receive_message_length", 64 << 20),
                ("grpc.max_send_message_length", 64 << 20)]
-    async with grpc.aio.insecure_channel(target, options=options) as channel:
-        call = channel.unary_unary(METHODS[scenario.api])  # bytes in, bytes out
-        await asyncio.wait_for(channel.channel_ready(), timeout=30)
+    if result.connections > 1:
+        options.append(("grpc.use_local_subchannel_pool", 1))  # a connection per channel
+    channels = [grpc.aio.insecure_channel(target, options=options)
+                for _ in range(result.connections)]
+    try:
+        calls = [ch.unary_unary(METHODS[scenario.api]) for ch in channels]  # bytes in and out
+        await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)),
+                               timeout=30)
         await asyncio.sleep(max(0.0, warm_start - time.perf_counter()))
         await asyncio.gather(_cpu_in_window(start, end, result),
-                             *(_client(call, payload, scenario.api, scenario.images, start,
-                                       end, result, timeout=end - warm_start + 30)
-                               for _ in range(clients)))
+                             *(_client(calls[i % len(calls)], payload, scenario.api,
+                                       scenario.images, start, end, result,
+                                       timeout=end - warm_start + 30)
+                               for i in range(clients)))
+    finally:
+        await asyncio.gather(*(ch.close() for ch in channels))
     return result
 
 
@@ -110,13 +124,13 @@ def _worker(conn) -> None:
         job = conn.recv()
         if job is None:
             return
-        target, scenario, payload, clients, warm_start, start, end = job
+        target, scenario, payload, clients, connections, warm_start, start, end = job
         if clients == 0:
             conn.send(ClientResult())
             continue
         try:
-            conn.send(asyncio.run(_drive(target, scenario, payload, clients, start, end,
-                                         warm_start)))
+            conn.send(asyncio.run(_drive(target, scenario, payload, clients, connections,
+                                         start, end, warm_start)))
         except Exception as e:  # noqa: BLE001 - reported by the parent
             conn.send(e)
 
@@ -141,8 +155,11 @@ class ClientPool:
 
     def run(self, target: str, scenario: Scenario, payload: bytes, warmup_s: float,
             duration_s: float, on_start: Callable[[], None] | None = None,
-            on_end: Callable[[], None] | None = None) -> tuple[ClientResult, float]:
+            on_end: Callable[[], None] | None = None, connections: int = 1
+            ) -> tuple[ClientResult, float]:
         """Runs one scenario on every worker; returns the merged result and the window length.
+
+        ``connections``: per worker process, at most one per client (0: one per client).
 
         ``on_start`` and ``on_end`` are called in this process as the measuring window
         opens and closes (to read the server's CPU time, start a profiler...).
@@ -155,7 +172,8 @@ class ClientPool:
         start = warm_start + warmup_s
         end = start + duration_s
         for conn, clients in zip(self._conns, shares, strict=True):
-            conn.send((target, scenario, payload, clients, warm_start, start, end))
+            conn.send((target, scenario, payload, clients, connections or clients, warm_start,
+                       start, end))
         for at, hook in ((start, on_start), (end, on_end)):
             if hook is not None:
                 time.sleep(max(0.0, at - time.perf_counter()))
@@ -168,6 +186,7 @@ class ClientPool:
             merged.latencies.extend(part.latencies)
             merged.cpu_s += part.cpu_s
             merged.checked += part.checked
+            merged.connections += part.connections
             for code, count in part.errors.items():
                 merged.errors[code] = merged.errors.get(code, 0) + count
         return merged, duration_s

@@ -83,6 +83,13 @@ def add_ratios(result: dict) -> None:
                                 "met": ceiling / best >= goal})
                 targets.append({"target": f"{api} {images} image(s) c={c}: real / ceiling",
                                 "value": ours["images_per_s"] / ceiling, "met": None})
+    for row in rows:  # --workers N against one process, same load, same run
+        one = _find(rows, "real", row["api"], row["images"], row["concurrency"])
+        if (row["server"].startswith("real-w") and (row["images"], row["concurrency"])
+                in ((1, 16), (64, 4)) and one and one["images_per_s"]):
+            targets.append({"target": f"{row['api']} {row['images']} image(s) "
+                                      f"c={row['concurrency']}: {row['server']} / real",
+                            "value": row["images_per_s"] / one["images_per_s"], "met": None})
     result["targets"] = targets
 
 
@@ -133,11 +140,14 @@ def plot(result: dict, path: Path) -> None:
                   key=lambda k: (k[1], k[2], k[0]))
     labels = [f"{api}\n{n} img c={c}" for api, n, c in keys]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(keys)), 8))
-    width = 0.4
-    for i, server in enumerate(("real", "naive")):
+    present = {r["server"] for r in runs}
+    bars = [s for s in ("real", *sorted(present - {"real", "naive", "floor"}), "naive")
+            if s in present]  # real-wN: the real server with --workers N
+    width = 0.8 / max(len(bars), 1)
+    for i, server in enumerate(bars):
         values = [(_find(runs, server, *k) or {}).get("images_per_s", 0) for k in keys]
-        top.bar([x + (i - 0.5) * width for x in range(len(keys))], values, width,
-                label=f"{server} server")
+        top.bar([x + (i - (len(bars) - 1) / 2) * width for x in range(len(keys))], values,
+                width, label=f"{server} server")
     for b, r in result["raw"].items():
         top.axhline(r["median_images_per_s"], linestyle="--", linewidth=1,
                     color={"1": "grey", "8": "tab:purple", "64": "black"}.get(b, "tab:red"),
@@ -155,10 +165,12 @@ def plot(result: dict, path: Path) -> None:
     top.set_ylabel("images / s")
     top.set_title(f"highway_mnist · {result['machine']['cores']} cores · {result['date'][:16]}")
     top.legend(fontsize=8)
-    for i, server in enumerate(("real", "naive", "floor")):
+    dots = [*bars, *(["floor"] if "floor" in present else [])]
+    for i, server in enumerate(dots):
         for q, marker in (("p50_ms", "o"), ("p99_ms", "^")):
             values = [(_find(runs, server, *k) or {}).get(q) for k in keys]
-            bottom.scatter([x + (i - 1) * width / 2 for x, v in enumerate(values) if v],
+            offset = (i - (len(dots) - 1) / 2) * 0.8 / max(len(dots), 1)
+            bottom.scatter([x + offset for x, v in enumerate(values) if v],
                            [v for v in values if v], marker=marker,
                            label=f"{server} {q[:3]}")
     bottom.set_yscale("log")

@@ -9,20 +9,22 @@ import os
 import signal
 import sys
 
-from server.app import App
 from server.errors import StartupError
+from server.fleet import Fleet
 from server.settings import Settings, from_args
 
 log = logging.getLogger("server")
 
 
-async def serve(settings: Settings) -> None:
-    """Runs until a signal, then drains gracefully."""
+async def serve(settings: Settings, fleet: Fleet | None = None) -> None:
+    """Runs until a signal, then drains gracefully (``fleet``: one worker of several)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = App(settings)
+    from server.app import App  # here: the --workers supervisor never needs gRPC or ORT
+
+    app = App(settings, fleet=fleet)
     try:
         await app.bind()
         await app.load()
@@ -42,7 +44,8 @@ async def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 after a clean shutdown, 1 when the server cannot start, 2 bad flags."""
+    """Exit codes: 0 after a clean shutdown, 1 when the server cannot start, 2 bad flags,
+    3 when one of several workers died (server/workers.py)."""
     try:
         settings = from_args(argv)
     except ValueError as e:
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack
     try:
+        if settings.workers > 1:
+            from server.workers import Supervisor
+
+            return Supervisor(settings).run()
         asyncio.run(serve(settings))
     except StartupError as e:
         print(f"highway-serve: error: {e}", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Composition: ports, models, batchers, health, reflection, metrics, graceful drain.
 
-Start order: bind the gRPC port (health NOT_SERVING), load and warm every model,
-then SERVING. Shutdown: NOT_SERVING and UNAVAILABLE for new calls at once,
-finish the calls already in handlers (up to the grace period), then stop the
-gRPC server; stopping first would cancel calls queued but not yet in a handler.
+Start order: bind the gRPC port (health NOT_SERVING), load and warm the models the
+control mode names (registry.py), then SERVING; in poll mode the poller starts.
+Shutdown: NOT_SERVING and UNAVAILABLE for new calls at once, finish the calls
+already in handlers (up to the grace period), then stop the gRPC server; stopping
+first would cancel calls queued but not yet in a handler.
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from highway_core.facts import GATE_ACTIVITY
 from protos.highway.v1 import classifier_pb2
 from protos.inference import grpc_service_pb2
 from server import metrics as metrics_module
-from server import repository as repository_module
-from server.batching import Batcher, BatchSettings
+from server import repository
 from server.calls import Calls, service_handler
-from server.errors import StartupError
+from server.errors import ModelLoadError, StartupError
+from server.fleet import READY, STOPPED, Fleet
 from server.gates import GateMonitor
+from server.poller import Poller
+from server.registry import Registry
 from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
 
@@ -39,13 +42,23 @@ SERVICES = (
 class App:
     """One server: build, :meth:`bind`, :meth:`load`, then :meth:`stop`."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
+                 fleet: Fleet | None = None):
+        """``fleet``: set when this App is one worker of several (server/workers.py)."""
         self.settings = settings
-        self.metrics = metrics_module.create(registry or CollectorRegistry())
+        self.fleet = fleet
+        self.metrics = metrics_module.create(registry or CollectorRegistry(),
+                                             worker=fleet.index if fleet else None)
         self.calls = Calls(self.metrics)
         self.served = Served(settings, self.metrics)
         self.gates: GateMonitor | None = None
-        if settings.gate_metrics:
+        if settings.gate_metrics and fleet is not None:
+            # The supervisor merges the workers' metric files; a collector computed at
+            # scrape time in a worker never reaches them (see README, Monitoring).
+            if fleet.index == 0:
+                log.warning("gate activity and drift metrics are not exported with "
+                            "--workers > 1")
+        elif settings.gate_metrics:
             self.gates = GateMonitor(settings.drift_window, settings.drift_interval_s,
                                      settings.drift_threshold)
             self.metrics.registry.register(self.gates)
@@ -54,6 +67,8 @@ class App:
         self.port = 0
         self.metrics_port: int | None = None
         self._httpd = None
+        self._follower: asyncio.Task | None = None
+        self.poller: Poller | None = None
 
     async def bind(self) -> None:
         """Starts gRPC (health NOT_SERVING) and the metrics endpoint."""
@@ -61,7 +76,8 @@ class App:
         self.server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
-            ("grpc.so_reuseport", 0),  # a busy port must fail, not be shared
+            # Alone, a busy port must fail, not be shared; workers share it on purpose.
+            ("grpc.so_reuseport", 1 if self.fleet else 0),
         ])
         self.server.add_generic_rpc_handlers((
             service_handler(ClassifierServicer(self.served, self.calls),
@@ -90,36 +106,50 @@ class App:
                                    f"{e.strerror}") from None
 
     async def load(self) -> None:
-        """Loads and warms every model off the event loop, then reports SERVING."""
+        """Loads what the control mode asks for (off the event loop), then reports SERVING.
+
+        Any model that fails at start stops the server (Triton's default); later
+        failures (poll, explicit loads) leave what serves untouched.
+        """
         s = self.settings
-        loop = asyncio.get_running_loop()
-        repo = await loop.run_in_executor(None, repository_module.load, s.model_repository,
-                                          s.device, s.intra_op_threads)
-        batch = BatchSettings(s.max_batch_size, s.max_queue_delay_us, s.max_queue)
         self.metrics.queue_capacity.set(s.max_queue)
-        for model in repo.all():
-            await loop.run_in_executor(None, model.runtime.warm_up, s.max_batch_size)
-            observer = None
-            if self.gates is not None and model.highway_layers and (
-                    GATE_ACTIVITY in model.runtime.output_names):
-                self.gates.add(model.name, model.version, model.highway_layers,
-                               model.gate_reference)
-                observer = self.gates.observer(model.name, model.version)
-            self.served.batchers[(model.name, model.version)] = Batcher(
-                model.runtime.run, batch, self.metrics, name=f"{model.name}-{model.version}",
-                observer=observer)
-            self.metrics.queued.labels(model=model.name, version=str(model.version)).set_function(
-                self.served.batchers[(model.name, model.version)].queued)
-            self.metrics.model_info.labels(model=model.name, version=str(model.version),
-                                           provider=model.runtime.provider).set(1)
-            log.info("model %s version %d ready on %s", model.name, model.version,
-                     model.runtime.provider)
-        self.served.repository = repo
-        self.calls.ready = True
-        for service in ("", *SERVICES):
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        registry = Registry(s, self.metrics, self.gates)
+        names = None  # every model in the repository
+        if s.model_control_mode == "explicit":
+            on_disk = repository.model_names(s.model_repository)
+            names = on_disk if "*" in s.load_model else list(s.load_model)
+            for name in names:
+                if name not in on_disk:
+                    raise ModelLoadError(f"--load-model {name}: no such model folder in "
+                                         f"{s.model_repository}")
+        problems = await registry.sync(names, at_start=True)
+        if not problems and s.model_control_mode == "none" and not registry.names():
+            problems = [f"model repository {s.model_repository} holds no models (see README: "
+                        "making a model repository)"]
+        if problems:
+            await registry.close()
+            raise ModelLoadError(problems[0])
+        self.served.registry = registry
+        if s.model_control_mode == "poll":
+            self.poller = Poller(registry, s.repository_poll_secs)
+            self.poller.start()
+        if self.fleet is None:
+            await self._publish_ready(True)
+        else:  # SERVING once every worker is ready, NOT_SERVING when any is not
+            self.fleet.mark(READY)
+            self._follower = asyncio.create_task(self.fleet.follow(self._publish_ready))
         log.info("serving gRPC on %s:%d, metrics on %s", s.host, self.port,
                  f"port {self.metrics_port}" if self.metrics_port is not None else "no port")
+
+    async def _publish_ready(self, ready: bool) -> None:
+        """Health (every service) and ServerReady/ModelReady tell the same thing."""
+        self.calls.ready = ready
+        status = (health_pb2.HealthCheckResponse.SERVING if ready
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for service in ("", *SERVICES):
+            await self.health.set(service, status)
+        if self.metrics.worker_ready is not None:
+            self.metrics.worker_ready.set(1 if ready else 0)
 
     async def stop(self, close_transport: bool = True) -> None:
         """Graceful: refuse new calls, finish accepted ones (grace period), stop.
@@ -131,6 +161,11 @@ class App:
         """
         self.calls.draining = True
         self.calls.ready = False
+        if self.fleet is not None:
+            self.fleet.mark(STOPPED)  # siblings stop reporting SERVING too
+            if self._follower is not None:
+                self._follower.cancel()
+            self.metrics.worker_ready.set(0)
         await self.health.enter_graceful_shutdown()
         pending = self.calls.active
         if pending:
@@ -141,8 +176,10 @@ class App:
             log.warning("grace period over with %d request(s) unfinished", self.calls.active)
         if self.server is not None and close_transport:
             await self.server.stop(0.5)
-        for batcher in self.served.batchers.values():
-            batcher.close(timeout=5)
+        if self.poller is not None:
+            await self.poller.stop()
+        if self.served.registry is not None:
+            await self.served.registry.close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -153,8 +190,8 @@ class BackgroundServer:
     """Runs an :class:`App` on its own event loop thread (tests, benchmarks, embedding)."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
-                 load: bool = True):
-        self.app = App(settings, registry)
+                 load: bool = True, fleet: Fleet | None = None):
+        self.app = App(settings, registry, fleet)
         self._load = load
         self._bound = threading.Event()
         self._error: BaseException | None = None
@@ -180,15 +217,15 @@ class BackgroundServer:
         """Binds (and loads, unless told not to); raises what the server raised."""
         self._thread.start()
         self._bound.wait(timeout)
-        if self._load:
-            self.call(self._wait_ready(), timeout)
+        # Waited for from this thread: a failed load ends the loop, which would then
+        # never run a waiting coroutine.
+        deadline = time.monotonic() + timeout
+        while (self._load and not self.app.calls.ready and self._error is None
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
         if self._error is not None:
             raise self._error
         return self
-
-    async def _wait_ready(self) -> None:
-        while not self.app.calls.ready and self._error is None:
-            await asyncio.sleep(0.01)
 
     def call(self, coroutine, timeout: float = 120):
         """Runs a coroutine on the server's loop and returns its result."""

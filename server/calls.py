@@ -90,7 +90,11 @@ class Calls:
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
-        metrics.inflight.set_function(lambda: self.active)  # read at scrape time
+        # One process: read at scrape time. Workers: the value must sit in the shared
+        # file the supervisor merges, so it is counted up and down as calls come and go.
+        self._inflight = metrics.inflight if metrics.multiprocess else None
+        if self._inflight is None:
+            metrics.inflight.set_function(lambda: self.active)
 
     async def run(self, method: str, request: Any, context: grpc.aio.ServicerContext,
                   handler: Callable[[], Awaitable[Any]]) -> Any:
@@ -98,6 +102,8 @@ class Calls:
         code, message = "OK", ""
         self.active += 1
         self.idle.clear()
+        if self._inflight is not None:
+            self._inflight.inc()
         try:
             if self.draining:
                 raise Unavailable("the server is shutting down")
@@ -119,6 +125,8 @@ class Calls:
             code, message = "INTERNAL", "internal error; the server log has the details"
         finally:
             self.active -= 1
+            if self._inflight is not None:
+                self._inflight.dec()
             if self.active == 0:
                 self.idle.set()
             self.metrics.observe_request(method, code, time.perf_counter() - start)

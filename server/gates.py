@@ -73,6 +73,10 @@ class GateMonitor(Collector):
             np.zeros((len(layers), len(self._edges) + 1), dtype=np.int64),
             np.zeros(len(layers)))
 
+    def remove(self, model: str, version: int) -> None:
+        """Stops exporting a retired version's series."""
+        self._models.pop((model, version), None)
+
     def observer(self, model: str, version: int):
         """The callback the batcher calls with each run's outputs."""
         state = self._models[(model, version)]

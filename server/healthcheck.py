@@ -12,6 +12,10 @@ It prints exactly one line (the status, or why there is none) and exits
   (server unreachable, deadline exceeded),
 - 2 for a bad command line.
 
+Under ``--workers N`` the probe reaches one worker, whichever the kernel picks;
+each answers for the whole server (SERVING only while every worker is ready,
+server/fleet.py), so one probe is enough.
+
 Only grpcio and grpcio-health-checking are imported (no ONNX Runtime, no
 server code), so a probe costs about a tenth of a second.
 """

@@ -16,6 +16,8 @@ from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
 
 ENV_PREFIX = "HIGHWAY_"
 DEVICES = ("auto", "cuda", "cpu")
+MAX_WORKERS = 64  # each worker holds its own model sessions; more is a typo, not a plan
+CONTROL_MODES = ("none", "poll", "explicit")
 
 
 def default_repository() -> Path:
@@ -50,9 +52,18 @@ class Settings:
     grace_period_s: float = 30.0
     """On SIGTERM/SIGINT: how long requests already accepted may take to finish."""
     intra_op_threads: int = 0
-    """ONNX Runtime intra-op threads (0: one per CPU core)."""
+    """ONNX Runtime intra-op threads (0: CPU cores ÷ workers)."""
+    workers: int = 1
+    """Server processes sharing the gRPC port (SO_REUSEPORT); 1: one process, no supervisor."""
     log_level: str = "INFO"
     """Python logging level."""
+    model_control_mode: str = "none"
+    """Triton's modes: none (load everything once at start), poll (follow the repository
+    while serving), explicit (load what --load-model names; then the repository RPCs)."""
+    repository_poll_secs: float = 15.0
+    """poll mode: seconds between two looks at the repository."""
+    load_model: tuple[str, ...] = ()
+    """explicit mode: models to load at start (repeatable; "*" loads every model)."""
     gate_metrics: int = 1
     """1: export per-layer gate activity and gate drift (server/gates.py); 0: off."""
     drift_window: int = 1000
@@ -68,6 +79,19 @@ class Settings:
         for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"--workers must be between 1 and {MAX_WORKERS}, not {self.workers}")
+        if self.model_control_mode not in CONTROL_MODES:
+            raise ValueError(f"--model-control-mode must be one of {', '.join(CONTROL_MODES)}, "
+                             f"not {self.model_control_mode!r}")
+        if self.repository_poll_secs <= 0:
+            raise ValueError("--repository-poll-secs must be positive")
+        if self.load_model and self.model_control_mode != "explicit":
+            raise ValueError("--load-model needs --model-control-mode explicit")
+        if self.model_control_mode == "explicit" and self.workers > 1:
+            # A load or unload call reaches one worker; the others would disagree.
+            raise ValueError("--model-control-mode explicit needs --workers 1 (a load or unload "
+                             "call reaches only one worker)")
         if self.max_queue_delay_us < 0 or self.grace_period_s < 0 or self.intra_op_threads < 0:
             raise ValueError("delays, grace period and thread counts must not be negative")
         if self.gate_metrics not in (0, 1):
@@ -98,9 +122,11 @@ def parser() -> argparse.ArgumentParser:
         doc = _DOCS.get(f.name, "")
         env = ENV_PREFIX + f.name.upper()
         kind = {"int": int, "float": float}.get(str(f.type), str)
+        repeated = str(f.type).startswith("tuple")
         p.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
-                       metavar=f.name.upper(),
-                       help=f"{doc} [env {env}; default {getattr(defaults, f.name)}]")
+                       metavar=f.name.upper(), action="append" if repeated else "store",
+                       help=f"{doc} [env {env}{' (comma-separated)' if repeated else ''}; "
+                            f"default {getattr(defaults, f.name)}]")
     return p
 
 
@@ -124,6 +150,9 @@ def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | No
                 values[f.name] = float(raw)
             elif kind == "Path":
                 values[f.name] = Path(raw)
+            elif kind.startswith("tuple"):  # repeated flag, or a comma-separated variable
+                items = raw.split(",") if isinstance(raw, str) else raw
+                values[f.name] = tuple(i.strip() for i in items if i.strip())
             else:
                 values[f.name] = str(raw)
         except ValueError:
@@ -143,8 +172,12 @@ _DOCS = {
     "max_queue": "most queued requests before RESOURCE_EXHAUSTED",
     "max_message_bytes": "largest gRPC message",
     "grace_period_s": "seconds to finish accepted requests on shutdown",
-    "intra_op_threads": "ONNX Runtime intra-op threads (0: CPU cores)",
+    "intra_op_threads": "ONNX Runtime intra-op threads per worker (0: CPU cores / workers)",
+    "workers": "server processes sharing the gRPC port (SO_REUSEPORT)",
     "log_level": "DEBUG, INFO, WARNING, ERROR",
+    "model_control_mode": "none | poll | explicit (Triton's model control modes)",
+    "repository_poll_secs": "poll mode: seconds between repository scans",
+    "load_model": "explicit mode: a model to load at start (repeatable; * = all)",
     "gate_metrics": "1: gate activity histograms and drift; 0: off",
     "drift_window": "images per model version in the drift window",
     "drift_interval_s": "seconds between drift recomputations",

@@ -80,3 +80,27 @@ def tiny_repository(tmp_path_factory, tiny_keras_model) -> Path:
     export_model(tiny_keras_model, repository, name=TINY_MODEL_NAME, version=TINY_VERSION,
                  data_dir=FIXTURE_MNIST, log=lambda line: None)
     return repository
+
+
+@pytest.fixture(scope="session")
+def flags_repository(tmp_path_factory, tiny_repository) -> Path:
+    """``tiny_repository`` with a config.pbtxt that leaves batching unsaid.
+
+    Its ``max_batch_size`` and ``dynamic_batching`` then come from the server's flags
+    (as for any model whose config says nothing about them), so a test can set them
+    per server. Read-only for tests.
+    """
+    import shutil
+
+    from google.protobuf import text_format
+
+    from protos.inference import model_config_pb2 as mc
+
+    repository = tmp_path_factory.mktemp("flags_repository") / "models"
+    shutil.copytree(tiny_repository, repository)
+    path = repository / TINY_MODEL_NAME / "config.pbtxt"
+    config = text_format.Parse(path.read_text(), mc.ModelConfig())
+    config.ClearField("max_batch_size")
+    config.ClearField("dynamic_batching")
+    path.write_text(text_format.MessageToString(config))
+    return repository

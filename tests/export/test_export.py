@@ -136,6 +136,7 @@ def test_config_parses_as_tritons_model_config(tiny_repository):
         {"name": "gate_activity", "dataType": "TYPE_FP32", "dims": ["2"]},
     ]
     assert c["dynamicBatching"] == {"maxQueueDelayMicroseconds": "500"}
+    assert c["versionPolicy"] == {"latest": {"numVersions": 1}}
     assert c["parameters"] == {"highway_layers": {"stringValue": "highway1,highway2"}}
 
 

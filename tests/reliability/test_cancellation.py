@@ -39,11 +39,11 @@ def _batch_images(samples: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def busy_server(tiny_repository, tmp_path_factory):
+def busy_server(flags_repository, tmp_path_factory):
     """One image per model run (so every request takes long) and a queue that holds every
     part of every request (no RESOURCE_EXHAUSTED)."""
     log = tmp_path_factory.mktemp("cancel") / "server.log"
-    with running_server(tiny_repository, "--max-batch-size", "1", "--max-queue", "1000000",
+    with running_server(flags_repository, "--max-batch-size", "1", "--max-queue", "1000000",
                         log=log) as server:
         yield server
 

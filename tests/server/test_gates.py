@@ -86,18 +86,24 @@ def test_gate_metrics_off_exports_none(start_server, fixture_mnist):
 
 
 def test_a_broken_reference_fails_the_load_with_one_line(tiny_repository, tmp_path):
-    from server import repository
+    from server import model_config, repository
 
     repo = tmp_path / "repo"
     shutil.copytree(tiny_repository, repo)
-    path = repo / "highway_mnist" / "1" / drift.FILENAME
+    model_dir = repo / "highway_mnist"
+    config = model_config.read(model_dir)
+
+    def load():
+        return repository.load_version(model_dir, config, 1, "cpu", 1)
+
+    path = model_dir / "1" / drift.FILENAME
     raw = json.loads(path.read_text())
     raw["layers"] = raw["layers"][:1]
     path.write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match="differ from the model's"):
-        repository.load(repo, device="cpu")
+        load()
     path.write_text("{not json")
     with pytest.raises(ModelLoadError, match="not a gate reference"):
-        repository.load(repo, device="cpu")
+        load()
     path.unlink()  # no reference: served, without drift
-    assert repository.load(repo, device="cpu").get("highway_mnist").gate_reference is None
+    assert load().gate_reference is None

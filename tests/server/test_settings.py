@@ -45,3 +45,20 @@ def test_flags_win_over_the_environment():
 def test_bad_values_are_refused_naming_the_flag(argv, env, fragment):
     with pytest.raises(ValueError, match=fragment):
         from_args(argv, environ=env)
+
+
+def test_model_control_flags_parse_and_contradictions_are_refused():
+    s = from_args(["--model-control-mode", "explicit", "--load-model", "a", "--load-model", "b"],
+                  environ={})
+    assert (s.model_control_mode, s.load_model) == ("explicit", ("a", "b"))
+    s = from_args([], environ={"HIGHWAY_MODEL_CONTROL_MODE": "explicit",
+                               "HIGHWAY_LOAD_MODEL": "a, b", "HIGHWAY_REPOSITORY_POLL_SECS": "2"})
+    assert (s.load_model, s.repository_poll_secs) == (("a", "b"), 2.0)
+    for argv, fragment in ((["--model-control-mode", "auto"], "--model-control-mode"),
+                           (["--load-model", "a"], "needs --model-control-mode explicit"),
+                           (["--model-control-mode", "poll", "--repository-poll-secs", "0"],
+                            "--repository-poll-secs"),
+                           (["--model-control-mode", "explicit", "--workers", "2"],
+                            "needs --workers 1")):
+        with pytest.raises(ValueError, match=fragment):
+            from_args(argv, environ={})

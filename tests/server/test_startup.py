@@ -93,12 +93,12 @@ def test_missing_repository_and_bad_flags_fail_in_one_line(tmp_path):
     assert code == 2 and len(lines) == 1 and "--device" in lines[0]
 
 
-def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(tiny_repository,
+def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(flags_repository,
                                                                   fixture_mnist, tmp_path):
     port, metrics_port = free_port(), free_port()
     log = (tmp_path / "server.log").open("w")  # a file, not a pipe nobody reads
     # One image per run, so each 3000-image request takes a while.
-    proc = serve("--model-repository", str(tiny_repository), "--grpc-port", str(port),
+    proc = serve("--model-repository", str(flags_repository), "--grpc-port", str(port),
                  "--device", "cpu", "--max-batch-size", "1", "--max-queue", "100000",
                  log=log, HIGHWAY_INTRA_OP_THREADS="1", HIGHWAY_METRICS_PORT=str(metrics_port))
     try:

@@ -1,0 +1,205 @@
+"""``--workers 2``: real processes on one port, one merged /metrics, drain, and failure.
+
+Each test starts ``python -m server --workers 2`` as an operator would and
+talks to it over real gRPC connections. SO_REUSEPORT spreads connections, not
+calls, so every client below opens its own connection (a local subchannel pool:
+grpc would otherwise share one connection between channels to the same target).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bench.harness import check_answer
+from tests.reliability.support import (
+    GRPC_OPTIONS,
+    infer_bytes,
+    raw_call,
+    requests_by_code,
+    running_server,
+    scrape,
+    wait_until_idle,
+)
+
+CONNECTIONS = 24  # all on one worker by chance: 2 × 2^-24
+WORKERS = ("--workers", "2", "--log-level", "INFO")
+
+
+def connection(server) -> grpc.Channel:
+    """A channel with a connection of its own."""
+    return grpc.insecure_channel(
+        server.target, options=[*GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+
+
+def worker_pids(samples: dict) -> dict[str, int]:
+    """{worker index: pid} from the merged highway_worker_ready series."""
+    return {dict(labels)["worker"]: int(dict(labels)["pid"])
+            for (name, labels), value in samples.items()
+            if name == "highway_worker_ready" and value == 1}
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    return sum(value for (n, ls), value in samples.items()
+               if n == name and labels.items() <= dict(ls).items())
+
+
+def gone(pid: int) -> bool:
+    """True once the process no longer runs (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_two_workers_share_the_port_and_the_merged_metrics_add_up(tiny_repository, tmp_path):
+    with running_server(tiny_repository, *WORKERS, log=tmp_path / "server.log") as server:
+        server.wait_serving(60)
+        before = wait_until_idle(server)
+        per_connection = 3
+        for _ in range(CONNECTIONS):
+            with connection(server) as ch:
+                call = raw_call(ch, "ModelInfer")
+                for _ in range(per_connection):
+                    check_answer("ModelInfer", call(infer_bytes(2), timeout=30), 2)
+        after = wait_until_idle(server)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
+                                      timeout=10).read().decode()
+
+    if shutil.which("promtool"):  # as tests/server/test_metrics.py checks one process's
+        done = subprocess.run(["promtool", "check", "metrics"], input=text,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    sent = CONNECTIONS * per_connection
+    ok = requests_by_code(after, "ModelInfer").get("OK", 0)
+    assert ok - requests_by_code(before, "ModelInfer").get("OK", 0) == sent
+    assert total(after, "highway_images_total") - total(before, "highway_images_total") == 2 * sent
+    shares = {w: total(after, "highway_worker_requests_total", worker=w)
+              - total(before, "highway_worker_requests_total", worker=w) for w in ("0", "1")}
+    assert all(share > 0 for share in shares.values()), f"one worker got nothing: {shares}"
+    assert sum(shares.values()) == sent
+    pids = worker_pids(after)
+    assert sorted(pids) == ["0", "1"] and len(set(pids.values())) == 2
+    assert server.proc.pid not in pids.values()
+    # Gauges merge as declared: one model_info series and one in-flight sum, not one per pid.
+    assert [ls for (n, ls) in after if n == "highway_model_info"] == [
+        (("model", "highway_mnist"), ("provider", "CPUExecutionProvider"), ("version", "1"))]
+    assert [ls for (n, ls) in after if n == "highway_inflight_requests"] == [()]
+
+
+def test_sigterm_drains_every_worker_and_exits_0(tiny_repository, tmp_path):
+    log = tmp_path / "server.log"
+    outcomes: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def client(ch: grpc.Channel) -> None:
+        call = raw_call(ch, "ModelInfer")
+        while not stop.is_set():
+            try:
+                check_answer("ModelInfer", call(infer_bytes(512), timeout=60), 512)
+                code = "OK"
+            except grpc.RpcError as e:
+                code = e.code().name
+                time.sleep(0.01)
+            outcomes.append((time.monotonic(), code))
+
+    with running_server(tiny_repository, *WORKERS, log=log) as server:
+        server.wait_serving(60)
+        pids = worker_pids(scrape(server))
+        channels = [connection(server) for _ in range(8)]
+        threads = [threading.Thread(target=client, args=(ch,)) for ch in channels]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        exit_code = server.proc.wait(60)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        for ch in channels:
+            ch.close()
+
+    assert exit_code == 0, log.read_text()
+    codes = {code for _, code in outcomes}
+    assert codes <= {"OK", "UNAVAILABLE"}, codes
+    assert any(code == "OK" and t > signalled for t, code in outcomes), \
+        "no request was answered after SIGTERM: nothing was drained"
+    text = log.read_text()
+    for index, pid in pids.items():
+        assert f"worker {index} (pid {pid}) stopped" in text
+        assert gone(pid)
+
+
+def test_a_killed_worker_stops_the_server_with_its_status_logged(tiny_repository, tmp_path):
+    log = tmp_path / "server.log"
+    with running_server(tiny_repository, *WORKERS, log=log) as server:
+        server.wait_serving(60)
+        pids = worker_pids(scrape(server))
+        os.kill(pids["1"], signal.SIGKILL)
+        exit_code = server.proc.wait(60)
+    assert exit_code == 3
+    assert re.search(rf"ERROR server.workers: worker 1 \(pid {pids['1']}\) killed by SIGKILL "
+                     r"while serving", log.read_text())
+    assert gone(pids["0"]), "the surviving worker outlived the server"
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tiny_repository, tmp_path):
+    with running_server(tiny_repository, *WORKERS, log=tmp_path / "server.log") as server:
+        server.wait_serving(60)
+        pids = worker_pids(scrape(server))
+        server.proc.kill()
+        server.proc.wait(30)
+        deadline = time.monotonic() + 30
+        while not all(gone(pid) for pid in pids.values()):
+            assert time.monotonic() < deadline, "orphaned workers still run"
+            time.sleep(0.1)
+
+
+def _serve(*args: str, **environ: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", "--host", "127.0.0.1",
+                           "--metrics-port", "-1", "--device", "cpu", *args],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **environ))
+
+
+def test_a_worker_that_cannot_start_fails_the_server_in_one_line_each(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.pbtxt").write_text("this is not a config")
+    done = _serve("--grpc-port", "0", "--workers", "2", "--model-repository", str(tmp_path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert re.search(r"highway-serve: error: worker \d: .*not a valid model config", done.stderr)
+    assert re.search(r"worker \d \(pid \d+\) exit status 1 while starting", done.stderr)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_a_bad_worker_count_is_refused_before_anything_starts(value):
+    done = _serve(HIGHWAY_WORKERS=value)
+    assert done.returncode == 2
+    assert done.stderr.startswith("highway-serve: error: --workers")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_busy_port_is_refused_by_the_supervisor(tiny_repository):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _serve("--grpc-port", str(port), "--workers", "2",
+                      "--model-repository", str(tiny_repository))
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"highway-serve: error: cannot listen on 127.0.0.1:{port} " \
+                                  "(port in use?)"
