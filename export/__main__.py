@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="version number (default: the next free one)")
     p.add_argument("--data-dir", default=None,
                    help="MNIST IDX folder for verification (default: $HIGHWAY_DATA_DIR, then "
-                   "tests/fixtures/mnist, then Keras' downloader)")
+                   "tests/fixtures/mnist under the working directory, then Keras' downloader)")
     p.add_argument("--images", type=int, default=1000,
                    help="real test images to compare Keras and ONNX on (at least 1000)")
     p.add_argument("--with-keras", action="store_true",
