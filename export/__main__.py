@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from export.errors import ExportError, one_line
+from export.errors import ExportError
 from export.repository import DEFAULT_NAME
+from highway_core.messages import one_line
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -26,8 +25,10 @@ import numpy as np
 import onnx
 
 from export import gates, parity, plots
-from export.errors import ExportError, VerificationError, first_line, one_line
+from export.errors import ExportError, VerificationError
 from export.repository import sha256
+from highway_core.messages import first_line, one_line
+from highway_core.versions import library_versions as _versions
 from training import model_api
 
 if TYPE_CHECKING:
@@ -188,16 +189,7 @@ def _display(source: str) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions of everything that shaped the exported graph (recorded in metadata)."""
-    import keras
-    import numpy
-    import onnxruntime
-    import tensorflow as tf
-    import tf2onnx
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "numpy": numpy.__version__}
+    return _versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
 
 
 def check_images(images: int) -> None:
