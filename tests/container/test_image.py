@@ -93,6 +93,20 @@ def test_image_holds_the_server_but_no_tensorflow_or_training_code(served: Conta
     assert result.stdout.split() == ["True", "True", "True", "True", "False"], result.stderr
 
 
+def test_image_offers_only_commands_that_run(served: Container):
+    """highway-train and highway-export would die with ModuleNotFoundError here: the build
+    drops them (scripts/prune_console_scripts.py); every command left answers --help."""
+    listed = served.exec("python", "-c", "from importlib.metadata import distribution as d; "
+                         "print(*sorted(e.name for e in d('highway-mnist').entry_points "
+                         "if e.group == 'console_scripts'))")
+    commands = listed.stdout.split()
+    assert commands == ["highway-serve"], listed.stderr
+    for command in commands:
+        result = served.exec(command, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
+    assert served.exec("sh", "-c", "command -v highway-train highway-export").returncode != 0
+
+
 def test_server_process_runs_as_the_non_root_user(served: Container):
     assert served.exec("id", "-u").stdout.strip() == UID
     status = served.exec("cat", "/proc/1/status").stdout
