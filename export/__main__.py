@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from export.errors import ExportError
-from export.repository import DEFAULT_NAME
-from highway_core.messages import one_line
+from highway_core.facts import MODEL_NAME as DEFAULT_NAME
+from highway_core.messages import missing_extra, one_line
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # TensorFlow is imported (quietly) only once a model file is there to load, so that
-    # mistakes in the arguments are answered at once.
+    # mistakes in the arguments are answered at once. A server-only install has this
+    # command too (one distribution): it says what is missing instead of a traceback.
+    missing = missing_extra(("tensorflow", "tf2onnx", "onnx"), "train")
+    if missing:
+        print(f"highway-export: error: {missing}", file=sys.stderr)
+        return 2
     from export.exporter import export_model
 
     try:

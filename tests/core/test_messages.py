@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import platform
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 from highway_core.messages import first_line, one_line
 from highway_core.versions import library_versions
@@ -30,3 +33,19 @@ def test_library_versions_start_with_python_and_follow_the_order_asked():
     found = library_versions("numpy", "grpc")
     assert list(found) == ["python", "numpy", "grpc"]
     assert found["python"] == platform.python_version() and found["numpy"] == np.__version__
+
+
+@pytest.mark.parametrize(("module", "prog", "args"), [
+    ("tensorflow", "training", ["--model", "conv32", "--epochs", "1", "--out", "x"]),
+    ("onnx", "export", ["--model", "m.keras", "--repository", "r"]),
+])
+def test_train_and_export_commands_say_which_extra_is_missing(module, prog, args):
+    # A server-only install has these commands too: one line, no traceback.
+    code = (f"import sys; sys.modules[{module!r}] = None; from {prog}.__main__ import main; "
+            f"sys.exit(main({args!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"highway-{'train' if prog == 'training' else 'export'}: error: {module} is not "
+        f"installed; this command needs the 'train' extra (pip install '.[train]')")
