@@ -1,0 +1,70 @@
+"""Helpers for the streaming tests: the shipped model, request builders, waiting on gauges.
+
+The streaming tests serve the shipped model (``models/highway_mnist``, no
+TensorFlow needed) and send it the committed MNIST fixture's real test images.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from protos.highway.v1 import classifier_pb2 as hw
+from protos.inference import grpc_service_pb2 as kserve
+from server.settings import Settings, default_repository
+
+MODEL = "highway_mnist"
+
+
+def shipped_settings(**overrides) -> Settings:
+    """A test server on the shipped model: loopback, free ports, CPU."""
+    values = dict(model_repository=default_repository(), host="127.0.0.1", grpc_port=0,
+                  metrics_port=0, device="cpu", grace_period_s=10.0, intra_op_threads=1)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def infer(images: np.ndarray, id: str = "", **fields) -> kserve.ModelInferRequest:
+    """A ModelInfer request for uint8 images [N, 28, 28] (fields may break it)."""
+    fields.setdefault("model_name", MODEL)
+    request = kserve.ModelInferRequest(id=id, **fields)
+    request.inputs.add(name="images", datatype="UINT8", shape=list(images.shape))
+    request.raw_input_contents.append(images.tobytes())
+    return request
+
+
+def predict(images: np.ndarray, id: str = "", **fields) -> hw.PredictRequest:
+    """A Predict request for uint8 images [N, 28, 28]."""
+    fields.setdefault("model_name", MODEL)
+    return hw.PredictRequest(id=id, images=[image.tobytes() for image in images], **fields)
+
+
+def digit(response: kserve.ModelInferResponse) -> int:
+    """The predicted digit of a one-image ModelInfer response."""
+    index = [o.name for o in response.outputs].index("probabilities")
+    return int(np.frombuffer(response.raw_output_contents[index], "<f4").argmax())
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class HeldOpen:
+    """A request iterator that yields its requests, then keeps the stream open until released.
+
+    (gRPC half-closes the stream when a request iterator ends.)
+    """
+
+    def __init__(self, requests: list):
+        self._requests = requests
+        self.release = threading.Event()
+
+    def __iter__(self) -> Iterator:
+        yield from self._requests
+        self.release.wait(60)
