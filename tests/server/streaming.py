@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from highway_core.facts import MODEL_NAME as MODEL
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 from server.settings import Settings, default_repository
-
-MODEL = "highway_mnist"
 
 
 def shipped_settings(**overrides) -> Settings:
