@@ -32,7 +32,7 @@ import grpc
 
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
-from server.calls import Calls, check_decoded, expired
+from server.calls import INTERNAL_MESSAGE, Calls, check_decoded, expired
 from server.errors import ServingError
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ Failure = Callable[[Any, str, str], Any]
 _EOF = "eof"  # the client half-closed: answer what was read, then OK
 _DRAIN = "drain"  # the server is shutting down: answer what was read, then UNAVAILABLE
 _BROKEN = "broken"  # reading failed: the call is gone
-INTERNAL_MESSAGE = "internal error; the server log has the details"
 
 
 def stream(answer: Answer, failure: Failure):
