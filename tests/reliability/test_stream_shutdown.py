@@ -1,8 +1,8 @@
 """SIGTERM with a stream open: requests already read are answered, then UNAVAILABLE.
 
-A real ``python -m server`` process on the shipped model, one image per model
-run, and a stream of 20 eight-image requests that the client keeps open (never
-half-closes). Once the server has read them all, SIGTERM: every one of them
+A real ``python -m server`` process on the shipped model (configured for one
+image per model run), and a stream of 20 eight-image requests that the client
+keeps open (never half-closes). Once the server has read them all, SIGTERM: every one of them
 must still be answered, in order, before the stream ends with UNAVAILABLE; a
 stream opened during the drain is refused UNAVAILABLE; the process exits 0.
 """
@@ -16,9 +16,8 @@ import threading
 import grpc
 
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
-from server.settings import default_repository
 from tests.reliability.support import channel, running_server, scrape
-from tests.server.streaming import HeldOpen, infer, wait_for
+from tests.server.streaming import HeldOpen, infer, slow_repository, wait_for
 
 N = 20
 
@@ -44,7 +43,7 @@ def test_sigterm_answers_what_the_stream_sent_then_ends_it_unavailable(fixture_m
         except grpc.RpcError as e:
             ended["code"], ended["details"] = e.code(), e.details()
 
-    with running_server(default_repository(), "--max-batch-size", "1",
+    with running_server(slow_repository(tmp_path / "slow"),
                         "--max-queue-delay-us", "0", "--grace-period-s", "60",
                         "--log-level", "INFO", log=log) as server, channel(server) as ch:
         stub = kserve_grpc.GRPCInferenceServiceStub(ch)

@@ -6,9 +6,11 @@ TensorFlow needed) and send it the committed MNIST fixture's real test images.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +26,23 @@ def shipped_settings(**overrides) -> Settings:
                   metrics_port=0, device="cpu", grace_period_s=10.0, intra_op_threads=1)
     values.update(overrides)
     return Settings(**values)
+
+
+def slow_repository(folder: Path) -> Path:
+    """A copy of the shipped repository whose config runs one image per model run.
+
+    (config.pbtxt's max_batch_size wins over the server's flag.) Streams of
+    requests then keep the model busy long enough to be interrupted.
+    """
+    shipped = default_repository() / MODEL
+    model = folder / MODEL
+    (model / "1").mkdir(parents=True)
+    shutil.copy(shipped / "1" / "model.onnx", model / "1" / "model.onnx")
+    shutil.copy(shipped / "labels.txt", model / "labels.txt")
+    config = (shipped / "config.pbtxt").read_text()
+    assert "max_batch_size: 64" in config
+    (model / "config.pbtxt").write_text(config.replace("max_batch_size: 64", "max_batch_size: 1"))
+    return folder
 
 
 def infer(images: np.ndarray, id: str = "", **fields) -> kserve.ModelInferRequest:

@@ -1,7 +1,8 @@
 """How streams end: client cancellation, overload per request, and the server's drain.
 
-Each test starts its own server on the shipped model with one image per model
-run, so a stream of requests keeps the model busy long enough to interrupt it.
+Each test starts its own server on the shipped model, configured for one image
+per model run, so a stream of requests keeps the model busy long enough to
+interrupt it.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ import grpc
 import pytest
 
 from tests.server.helpers import launch
-from tests.server.streaming import HeldOpen, infer, shipped_settings, wait_for
+from tests.server.streaming import HeldOpen, infer, shipped_settings, slow_repository, wait_for
 
-SLOW = dict(max_batch_size=1, max_queue_delay_us=0)
+SLOW = dict(max_queue_delay_us=0)
 
 
 @pytest.fixture
-def start():
+def start(tmp_path):
     started = []
+    repository = slow_repository(tmp_path / "slow")
 
     def start(**overrides):
-        started.append(launch(shipped_settings(**overrides)))
+        started.append(launch(shipped_settings(model_repository=repository, **overrides)))
         return started[-1]
 
     yield start
@@ -47,7 +49,7 @@ def test_cancel_mid_stream_drops_queued_work_and_leaks_nothing(start, fixture_mn
     assert cancelled >= 5  # some of those in flight may have been answered meanwhile
     assert cancelled + answered <= n  # every request read is counted once
     assert server.metric("highway_batch_size_count") < n  # queued work never ran
-    batcher = server.app.served.batchers[("highway_mnist", 1)]
+    batcher = server.app.served.get("highway_mnist", 1).batcher
     wait_for(lambda: batcher.queued() == 0, "the batcher to drop the cancelled work")
     # The server goes on serving streams.
     again = list(server.kserve.ModelStreamInfer(iter(sent[:3]), timeout=30))
