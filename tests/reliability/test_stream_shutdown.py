@@ -16,18 +16,18 @@ import threading
 import grpc
 
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
-from tests.reliability.support import channel, running_server, scrape
-from tests.server.streaming import HeldOpen, infer, slow_repository, wait_for
+from tests.polling import sample, scrape, wait_until
+from tests.reliability.support import channel, running_server
+from tests.server.streaming import HeldOpen, infer, slow_repository
 
 N = 20
 
 
 def _stream_progress(server) -> float:
     """Requests read from the stream: in flight plus answered."""
-    samples = scrape(server)
-    answered = samples.get(("highway_requests_total",
-                            (("code", "OK"), ("method", "ModelStreamInfer"))), 0)
-    return samples.get(("highway_inflight_requests", ()), 0) + answered
+    samples = scrape(server.metrics_port)
+    return (sample(samples, "highway_inflight_requests")
+            + sample(samples, "highway_requests_total", code="OK", method="ModelStreamInfer"))
 
 
 def test_sigterm_answers_what_the_stream_sent_then_ends_it_unavailable(fixture_mnist,
@@ -51,9 +51,9 @@ def test_sigterm_answers_what_the_stream_sent_then_ends_it_unavailable(fixture_m
                                                                             timeout=120),))
         reader.start()
         try:
-            wait_for(lambda: _stream_progress(server) == N, "the server to read the stream")
+            wait_until(lambda: _stream_progress(server) == N, "the server to read the stream")
             server.proc.send_signal(signal.SIGTERM)
-            wait_for(lambda: "draining" in log.read_text(), "the server to start draining")
+            wait_until(lambda: "draining" in log.read_text(), "the server to start draining")
             with channel(server) as late:
                 refused = _refusal(late, fixture_mnist)
             exit_code = server.proc.wait(90)

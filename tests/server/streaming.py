@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +63,6 @@ def digit(response: kserve.ModelInferResponse) -> int:
     """The predicted digit of a one-image ModelInfer response."""
     index = [o.name for o in response.outputs].index("probabilities")
     return int(np.frombuffer(response.raw_output_contents[index], "<f4").argmax())
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class HeldOpen:

@@ -12,8 +12,9 @@ import threading
 import grpc
 import pytest
 
+from tests.polling import wait_until
 from tests.server.helpers import launch
-from tests.server.streaming import HeldOpen, infer, shipped_settings, slow_repository, wait_for
+from tests.server.streaming import HeldOpen, infer, shipped_settings, slow_repository
 
 SLOW = dict(max_queue_delay_us=0)
 
@@ -41,16 +42,16 @@ def test_cancel_mid_stream_drops_queued_work_and_leaks_nothing(start, fixture_mn
     n = 400
     sent = [infer(fixture_mnist.x_test[i % 100][None], id=str(i)) for i in range(n)]
     call = server.kserve.ModelStreamInfer(iter(sent), timeout=120)
-    wait_for(lambda: server.app.calls.active >= 10, "requests in flight on the stream")
+    wait_until(lambda: server.app.calls.active >= 10, "requests in flight on the stream")
     call.cancel()
-    wait_for(lambda: server.metric("highway_open_streams") == 0, "the stream to close")
-    wait_for(lambda: server.metric("highway_inflight_requests") == 0, "no request in flight")
+    wait_until(lambda: server.metric("highway_open_streams") == 0, "the stream to close")
+    wait_until(lambda: server.metric("highway_inflight_requests") == 0, "no request in flight")
     cancelled, answered = _stream_count(server, "CANCELLED"), _stream_count(server, "OK")
     assert cancelled >= 5  # some of those in flight may have been answered meanwhile
     assert cancelled + answered <= n  # every request read is counted once
     assert server.metric("highway_batch_size_count") < n  # queued work never ran
     batcher = server.app.served.get("highway_mnist", 1).batcher
-    wait_for(lambda: batcher.queued() == 0, "the batcher to drop the cancelled work")
+    wait_until(lambda: batcher.queued() == 0, "the batcher to drop the cancelled work")
     # The server goes on serving streams.
     again = list(server.kserve.ModelStreamInfer(iter(sent[:3]), timeout=30))
     assert [a.infer_response.id for a in again] == ["0", "1", "2"]
@@ -80,7 +81,7 @@ def test_drain_answers_every_request_read_then_ends_the_stream_unavailable(start
     call = server.kserve.ModelStreamInfer(iter(requests), timeout=120)
     try:
         # Every request read (in flight or answered) while the stream stays open.
-        wait_for(lambda: server.app.calls.active + _stream_count(server, "OK") == n,
+        wait_until(lambda: server.app.calls.active + _stream_count(server, "OK") == n,
                  "the server to read every request")
         pending = server.app.calls.active
         stopper = threading.Thread(target=server.server.stop)

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from protos.inference import grpc_service_pb2 as kserve
+from tests.polling import wait_until
 from tests.server.helpers import launch
-from tests.server.streaming import MODEL, HeldOpen, digit, infer, shipped_settings, wait_for
+from tests.server.streaming import MODEL, HeldOpen, digit, infer, shipped_settings
 
 STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
 
@@ -154,9 +155,9 @@ def test_open_stream_gauge_counts_an_idle_open_stream(server, fixture_mnist):
     try:
         assert next(call).infer_response.id == "only"
         # Answered (counted once its write completes), the stream still open.
-        wait_for(lambda: server.metric("highway_inflight_requests") == 0, "no request in flight")
+        wait_until(lambda: server.metric("highway_inflight_requests") == 0, "no request in flight")
         assert server.metric("highway_open_streams") == 1
     finally:
         requests.release.set()  # half-close: the stream ends OK
     assert list(call) == [] and call.code() == grpc.StatusCode.OK
-    wait_for(lambda: server.metric("highway_open_streams") == 0, "the stream to close")
+    wait_until(lambda: server.metric("highway_open_streams") == 0, "the stream to close")
