@@ -3,7 +3,9 @@
 One run, one model, one machine:
 1. raw in-process ONNX Runtime at batch 1, 8, 64 (the server's session options);
 2. the real server (subprocess) under closed-loop load from several client
-   processes, single-image and 64-image requests, over Predict and ModelInfer;
+   processes, single-image and 64-image requests, over Predict and ModelInfer,
+   and single images over their bidirectional streams (PredictStream,
+   ModelStreamInfer) with several requests in flight per stream;
    with ``--workers 1,2`` once per worker count ("real", "real-w2");
 3. the same load against a naive server (one ORT run per request, no batching);
 4. the same load against the gRPC floor: the same Python gRPC stack answering
@@ -37,6 +39,7 @@ import onnxruntime as ort
 from bench import report
 from bench.harness import (
     METHODS,
+    STREAMS,
     ServerProcess,
     floor_server,
     naive_server,
@@ -68,6 +71,13 @@ class BenchSettings:
     """(images per request, concurrency) pairs, each run over every API."""
     apis: tuple[str, ...] = ("ModelInfer", "Predict")
     """APIs to drive."""
+    stream_loads: tuple[tuple[int, int], ...] = ((1, 1), (1, 16))
+    """(images per request, requests in flight) pairs, each run over every stream API
+    (real server and gRPC floor; the naive server has no streams)."""
+    stream_apis: tuple[str, ...] = ("ModelStreamInfer", "PredictStream")
+    """Bidirectional-stream APIs to drive."""
+    stream_depth: int = 8
+    """Most requests in flight on one stream (more in flight: more streams)."""
     raw_batches: tuple[int, ...] = (1, 8, 64)
     """Batch sizes for raw ONNX Runtime."""
     raw_seconds: float = 6.0
@@ -97,8 +107,8 @@ class BenchSettings:
     """Folder for py-spy flame graphs of the real server, one per scenario (needs py-spy)."""
 
 
-QUICK = dict(loads=((1, 2), (8, 2)), raw_batches=(1, 8), raw_seconds=0.4, warmup_s=0.1,
-             duration_s=0.3)
+QUICK = dict(loads=((1, 2), (8, 2)), stream_loads=((1, 2),), raw_batches=(1, 8),
+             raw_seconds=0.4, warmup_s=0.1, duration_s=0.3)
 
 
 def _model_file(repository: Path, model: str) -> Path:
@@ -140,8 +150,12 @@ def _machine() -> dict:
             "grpcio": grpc.__version__}
 
 
-def _scenarios(s: BenchSettings) -> list[Scenario]:
-    return [Scenario(api, images, c) for images, c in s.loads for api in s.apis]
+def _scenarios(s: BenchSettings, server: str) -> list[Scenario]:
+    unary = [Scenario(api, images, c) for images, c in s.loads for api in s.apis]
+    if server == "naive":  # one ORT run per request is all it does: no streams
+        return unary
+    return unary + [Scenario(api, images, c, depth=s.stream_depth)
+                    for images, c in s.stream_loads for api in s.stream_apis]
 
 
 class _Profiler:
@@ -196,7 +210,7 @@ def _real_name(workers: int) -> str:
 def _drive(name: str, server: ServerProcess, pool: ClientPool, s: BenchSettings,
            images: np.ndarray) -> list[dict]:
     rows = []
-    for sc in _scenarios(s):
+    for sc in _scenarios(s, name):
         payload = request_bytes(sc.api, s.model, images[:sc.images])
         spy = _Profiler(s.profile_dir if name == "real" else None, server, sc, s.duration_s)
         result, window = pool.run(server.target, sc, payload, s.warmup_s, s.duration_s,
@@ -227,7 +241,7 @@ def _drive(name: str, server: ServerProcess, pool: ClientPool, s: BenchSettings,
 def run(s: BenchSettings) -> dict:
     """The whole benchmark; returns the JSON-ready result."""
     model_path = _model_file(s.repository, s.model)
-    images = _images(max([64, *s.raw_batches, *(n for n, _ in s.loads)]))
+    images = _images(max([64, *s.raw_batches, *(n for n, _ in (*s.loads, *s.stream_loads))]))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     load_before = os.getloadavg()
     logs = Path(tempfile.mkdtemp(prefix="highway-bench-"))
@@ -308,6 +322,12 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     p.add_argument("--loads", type=_loads, default=None,
                    help="IMAGESxCONCURRENCY list, e.g. 1x1,1x16,64x4")
     p.add_argument("--apis", default=",".join(d.apis), help="ModelInfer,Predict")
+    p.add_argument("--stream-loads", type=_loads, default=None,
+                   help="IMAGESxIN_FLIGHT list for the stream APIs, e.g. 1x1,1x16")
+    p.add_argument("--stream-apis", default=",".join(d.stream_apis),
+                   help="ModelStreamInfer,PredictStream (empty: no stream loads)")
+    p.add_argument("--stream-depth", type=int, default=d.stream_depth,
+                   help="most requests in flight on one stream")
     p.add_argument("--duration", type=float, default=None, help="seconds measured per scenario")
     p.add_argument("--warmup", type=float, default=None, help="seconds of load before each")
     p.add_argument("--raw-seconds", type=float, default=None, help="raw ORT seconds per batch")
@@ -330,20 +350,25 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
     apis = tuple(x for x in a.apis.split(",") if x)
     if not apis or any(x not in METHODS for x in apis):
         p.error(f"--apis must name {' and/or '.join(METHODS)}")
+    stream_apis = tuple(x for x in a.stream_apis.split(",") if x)
+    if any(x not in STREAMS for x in stream_apis):
+        p.error(f"--stream-apis must name {' and/or '.join(STREAMS)} (or nothing)")
+    if a.stream_depth < 1:
+        p.error("--stream-depth must be at least 1")
     if a.client_processes < 1:
         p.error("--client-processes must be at least 1")
     if a.connections < 0:
         p.error("--connections must not be negative")
     s = replace(d, repository=a.repository, model=a.model, device=a.device,
-                intra_op_threads=a.intra_op_threads, apis=apis,
-                client_processes=a.client_processes, workers=a.workers,
-                connections=a.connections, naive=not a.no_naive,
+                intra_op_threads=a.intra_op_threads, apis=apis, stream_apis=stream_apis,
+                stream_depth=a.stream_depth, client_processes=a.client_processes,
+                workers=a.workers, connections=a.connections, naive=not a.no_naive,
                 floor=not a.no_floor,
                 server_args=tuple(a.server_arg), out=a.out, profile_dir=a.profile)
     if a.quick:
         s = replace(s, **QUICK)
-    overrides = {"loads": a.loads, "duration_s": a.duration, "warmup_s": a.warmup,
-                 "raw_seconds": a.raw_seconds}
+    overrides = {"loads": a.loads, "stream_loads": a.stream_loads, "duration_s": a.duration,
+                 "warmup_s": a.warmup, "raw_seconds": a.raw_seconds}
     return replace(s, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -1,15 +1,15 @@
 """The gRPC floor for the benchmark: Python's gRPC server with no model behind it.
 
-``python -m bench.floor --port N`` answers Predict and ModelInfer on the
-same stack as the real server (grpc.aio, the same channel options, upb
-protobuf): it parses each request only to count its images and answers a
-pre-serialized response of the right shape (uniform probabilities, so the
-benchmark's answer check passes). No validation, no batching, no model, no
-metrics. Server and model metadata calls answer canned messages, so
-Triton's perf_analyzer can drive it too. What it reaches under a load is the
-most any Python gRPC server could reach on this machine with that load
-generator, before it spends a single cycle on the model. It is a yardstick, not
-a product.
+``python -m bench.floor --port N`` answers Predict and ModelInfer (and their
+streams, PredictStream and ModelStreamInfer) on the same stack as the real
+server (grpc.aio, the same channel options, upb protobuf): it parses each
+request only to count its images and answers a pre-serialized response of the
+right shape (uniform probabilities, so the benchmark's answer check passes).
+No validation, no batching, no model, no metrics. Server and model metadata
+calls answer canned messages, so Triton's perf_analyzer can drive it too. What
+it reaches under a load is the most any Python gRPC server could reach on this
+machine with that load generator, before it spends a single cycle on the
+model. It is a yardstick, not a product.
 """
 
 from __future__ import annotations
@@ -53,6 +53,17 @@ def _infer_answer(n: int) -> bytes:
         response.outputs.add(name=name, datatype="FP32", shape=[n, width])
         response.raw_output_contents.append(np.full((n, width), 0.1, "<f4").tobytes())
     return response.SerializeToString()
+
+
+def _predict_stream_answer(n: int) -> bytes:
+    response = hw.PredictResponse.FromString(_predict_answer(n))
+    return hw.PredictStreamResponse(response=response).SerializeToString()
+
+
+def _infer_stream_answer(n: int) -> bytes:
+    response = kserve.ModelInferResponse.FromString(_infer_answer(n))
+    response.parameters["triton_final_response"].bool_param = True
+    return kserve.ModelStreamInferResponse(infer_response=response).SerializeToString()
 
 
 def _counted(count: Callable[[bytes], int], answer: Callable[[int], bytes]
@@ -106,6 +117,16 @@ def _responders(model: str) -> dict[str, dict[str, Callable[[bytes], bytes]]]:
     }
 
 
+def _stream_responders() -> dict[str, dict[str, Callable[[bytes], bytes]]]:
+    """service → streaming method → (request bytes → one answer's bytes)."""
+    return {
+        "highway.v1.Classifier": {"PredictStream": _counted(
+            lambda r: len(hw.PredictRequest.FromString(r).images), _predict_stream_answer)},
+        "inference.GRPCInferenceService": {
+            "ModelStreamInfer": _counted(_infer_count, _infer_stream_answer)},
+    }
+
+
 def _handlers(model: str, sync: bool) -> tuple[grpc.GenericRpcHandler, ...]:
     def wrap(respond: Callable[[bytes], bytes]) -> grpc.RpcMethodHandler:
         if sync:
@@ -114,9 +135,23 @@ def _handlers(model: str, sync: bool) -> tuple[grpc.GenericRpcHandler, ...]:
         async def handle(request: bytes, _ctx: grpc.aio.ServicerContext) -> bytes:
             return respond(request)
         return grpc.unary_unary_rpc_method_handler(handle)  # bytes in, bytes out
-    return tuple(grpc.method_handlers_generic_handler(service, {m: wrap(f) for m, f in
-                                                                methods.items()})
-                 for service, methods in _responders(model).items())
+
+    def wrap_stream(respond: Callable[[bytes], bytes]) -> grpc.RpcMethodHandler:
+        """Each request answered in turn: with no model there is nothing to overlap."""
+        if sync:
+            return grpc.stream_stream_rpc_method_handler(
+                lambda requests, _ctx: (respond(r) for r in requests))
+
+        async def handle(requests, _ctx: grpc.aio.ServicerContext):
+            async for request in requests:
+                yield respond(request)
+        return grpc.stream_stream_rpc_method_handler(handle)
+
+    streams = _stream_responders()
+    return tuple(grpc.method_handlers_generic_handler(
+        service, {**{m: wrap(f) for m, f in methods.items()},
+                  **{m: wrap_stream(f) for m, f in streams.get(service, {}).items()}})
+        for service, methods in _responders(model).items())
 
 
 SERVER_OPTIONS = [  # as the real server: large messages, a busy port is an error

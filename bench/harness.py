@@ -30,10 +30,17 @@ METHODS = {
     "Predict": "/highway.v1.Classifier/Predict",
     "ModelInfer": "/inference.GRPCInferenceService/ModelInfer",
 }
+STREAMS = {
+    "PredictStream": "/highway.v1.Classifier/PredictStream",
+    "ModelStreamInfer": "/inference.GRPCInferenceService/ModelStreamInfer",
+}
+"""Bidirectional streams: the same requests as their unary twin (``UNARY[api]``)."""
+UNARY = {"PredictStream": "Predict", "ModelStreamInfer": "ModelInfer"}
 
 
 def request_bytes(api: str, model: str, images: np.ndarray) -> bytes:
     """A serialized request for ``images`` (uint8 [N, 28, 28]) on the given API."""
+    api = UNARY.get(api, api)
     if api == "Predict":
         return hw.PredictRequest(model_name=model,
                                  images=[img.tobytes() for img in images]).SerializeToString()
@@ -43,8 +50,26 @@ def request_bytes(api: str, model: str, images: np.ndarray) -> bytes:
     return request.SerializeToString()
 
 
+def stream_error(api: str, answer: bytes) -> str | None:
+    """The status code name of a failed answer on a stream (None: it succeeded)."""
+    if api == "PredictStream":
+        response = hw.PredictStreamResponse.FromString(answer)
+        return response.error.code if response.HasField("error") else None
+    message = kserve.ModelStreamInferResponse.FromString(answer).error_message
+    return message.split(":", 1)[0] if message else None
+
+
 def check_answer(api: str, answer: bytes, n: int) -> None:
     """Raises ValueError unless ``answer`` holds n probability rows summing to 1."""
+    if api in STREAMS:
+        if (code := stream_error(api, answer)) is not None:
+            raise ValueError(f"{api} answered {code}")
+        if api == "PredictStream":
+            answer = hw.PredictStreamResponse.FromString(answer).response.SerializeToString()
+        else:
+            answer = kserve.ModelStreamInferResponse.FromString(
+                answer).infer_response.SerializeToString()
+        api = UNARY[api]
     if api == "Predict":
         response = hw.PredictResponse.FromString(answer)
         rows = np.array([list(p.probabilities) for p in response.predictions], dtype=np.float32)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
-from bench.harness import METHODS, check_answer
+from bench.harness import METHODS, STREAMS, check_answer
+from bench.streams import split, stream_client
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,10 @@ class Scenario:
     images: int
     """Images per request."""
     concurrency: int
-    """Clients, each sending its next request as soon as the previous one is answered."""
+    """Clients, each sending its next request as soon as the previous one is answered
+    (stream APIs: requests in flight, spread over streams of at most ``depth``)."""
+    depth: int = 8
+    """Stream APIs only: most requests in flight on one stream."""
 
 
 @dataclass
@@ -93,16 +97,20 @@ async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
         options.append(("grpc.use_local_subchannel_pool", 1))  # a connection per channel
     channels = [grpc.aio.insecure_channel(target, options=options)
                 for _ in range(result.connections)]
+    timeout = end - warm_start + 30
     try:
-        calls = [ch.unary_unary(METHODS[scenario.api]) for ch in channels]  # bytes in and out
         await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)),
                                timeout=30)
+        if scenario.api in STREAMS:
+            loads = [stream_client(channels[i % len(channels)], scenario, payload, depth, start,
+                                   end, result, timeout)
+                     for i, depth in enumerate(split(clients, scenario.depth))]
+        else:
+            calls = [ch.unary_unary(METHODS[scenario.api]) for ch in channels]  # bytes in, out
+            loads = [_client(calls[i % len(calls)], payload, scenario.api, scenario.images,
+                             start, end, result, timeout) for i in range(clients)]
         await asyncio.sleep(max(0.0, warm_start - time.perf_counter()))
-        await asyncio.gather(_cpu_in_window(start, end, result),
-                             *(_client(calls[i % len(calls)], payload, scenario.api,
-                                       scenario.images, start, end, result,
-                                       timeout=end - warm_start + 30)
-                               for i in range(clients)))
+        await asyncio.gather(_cpu_in_window(start, end, result), *loads)
     finally:
         await asyncio.gather(*(ch.close() for ch in channels))
     return result

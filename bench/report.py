@@ -3,7 +3,8 @@
 Ratios compare each run with the raw ONNX Runtime median: ``vs_best_raw``
 against the fastest raw batch size (the machine's ceiling), ``vs_raw_same``
 against raw ORT at the request's own batch size when it was measured.
-Targets (issue 7) are evaluated here and reported, never asserted.
+Targets (issues 7 and 12) are evaluated here and reported, never asserted.
+For the stream APIs, "c" is the number of requests in flight (several per stream).
 
 The gRPC floor (Python gRPC answering canned responses, no model) gives a
 ceiling for any Python gRPC server on the same load: the cores spend
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.harness import UNARY
+
 TARGET_SINGLE_C16 = 0.8
 TARGET_B64_C4 = 0.95
 TARGET_C1_EXTRA_MS = 0.3
+TARGET_STREAM_VS_UNARY = 1.5  # issue 12: a stream beats its own unary twin at c=16
 
 
 def _find(rows: list[dict], server: str, api: str, images: int, c: int) -> dict | None:
@@ -90,6 +94,14 @@ def add_ratios(result: dict) -> None:
             targets.append({"target": f"{row['api']} {row['images']} image(s) "
                                       f"c={row['concurrency']}: {row['server']} / real",
                             "value": row["images_per_s"] / one["images_per_s"], "met": None})
+    for stream_api, unary_api in UNARY.items():
+        stream, unary = (_find(rows, "real", stream_api, 1, 16),
+                         _find(rows, "real", unary_api, 1, 16))
+        if stream and unary and unary["images_per_s"]:
+            ratio = stream["images_per_s"] / unary["images_per_s"]
+            targets.append({"target": f"{stream_api} 1 image c=16 >= {TARGET_STREAM_VS_UNARY} x "
+                                      f"{unary_api} c=16", "value": ratio,
+                            "met": ratio >= TARGET_STREAM_VS_UNARY})
     result["targets"] = targets
 
 

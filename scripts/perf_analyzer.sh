@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs Triton's perf_analyzer against the highway server over gRPC (KServe V2 ModelInfer).
+# Runs Triton's perf_analyzer against the highway server over gRPC (KServe V2 ModelInfer,
+# or ModelStreamInfer with --streaming).
 #
 #   bash scripts/perf_analyzer.sh                        # server already on localhost:8001
 #   bash scripts/perf_analyzer.sh --url HOST:PORT --out docs/perf/perf_analyzer
 #   bash scripts/perf_analyzer.sh --serve models         # start python -m server, stop after
 #   bash scripts/perf_analyzer.sh --serve-floor --out docs/perf/perf_analyzer_floor
 #                                   # the gRPC floor instead: Python gRPC, no model
+#   bash scripts/perf_analyzer.sh --serve models --streaming
+#                                   # ModelStreamInfer: one bidirectional stream per
+#                                   # concurrency slot (default out: ..._streaming)
 #
 # perf_analyzer comes from the tritonclient==2.45.0 wheel (newer wheels need a newer
 # glibc than Debian 12's), installed into its own venv under build/perf_analyzer/
@@ -17,8 +21,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 url="localhost:8001"
-out="docs/perf/perf_analyzer"
+out=""
 serve=""
+streaming=""
 model="highway_mnist"
 concurrency="1 2 4 8 16"
 batches="1 64"
@@ -29,13 +34,16 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --serve) serve="$2"; shift 2 ;;
     --serve-floor) serve="floor"; shift ;;
+    --streaming) streaming="--streaming"; shift ;;
     --model) model="$2"; shift 2 ;;
     --concurrency) concurrency="$2"; shift 2 ;;
     --batches) batches="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "perf_analyzer.sh: error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+[ -n "$out" ] || out="docs/perf/perf_analyzer${streaming:+_streaming}"
 
 venv="build/perf_analyzer/venv"
 if [ ! -x "$venv/bin/perf_analyzer" ]; then
@@ -95,7 +103,8 @@ done
 mkdir -p "$out"
 summary="$out/summary.txt"
 {
-  echo "# perf_analyzer (tritonclient 2.45.0) vs $url, model $model, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "# perf_analyzer (tritonclient 2.45.0) vs $url, model $model${streaming:+, gRPC streaming}," \
+       "$(date -u +%Y-%m-%dT%H:%MZ)"
   echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
        "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$summary"
@@ -103,7 +112,7 @@ for b in $batches; do
   for c in $concurrency; do
     name="b${b}_c${c}"
     echo "==> perf_analyzer batch $b concurrency $c"
-    "$pa" -m "$model" -i grpc -u "$url" -b "$b" --concurrency-range "$c" \
+    "$pa" -m "$model" -i grpc $streaming -u "$url" -b "$b" --concurrency-range "$c" \
       --input-data random --measurement-interval "$interval_ms" --max-trials 10 \
       --stability-percentage "${PA_STABILITY:-25}" --percentile 50 -f "$out/$name.csv" --verbose-csv \
       > "$out/$name.log" 2>&1 || echo "   (perf_analyzer exited $?; see $out/$name.log)"

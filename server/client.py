@@ -4,6 +4,10 @@ PNGs of any size or colour are converted the way MNIST digits were made:
 grayscale, white digit on black (inverted when the background is light), the
 digit's bounding box scaled to fit 20x20 and centred by its centre of mass in a
 28x28 frame. IDX files (``*-idx3-ubyte``, optionally gzipped) are used as they are.
+
+One line per image on stdout; a summary (images, seconds, images/s, and the
+accuracy when ``--labels`` is given) on stderr. ``--stream`` sends every image
+as its own request on one PredictStream, all in flight at once.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 
 from highway_core.facts import COLS, ROWS
-from highway_core.idx import IdxError, read_idx
+from highway_core.idx import LABEL_MAGIC, IdxError, read_idx
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 
@@ -78,6 +84,45 @@ def load(path: Path) -> np.ndarray:
     return read_png(path)
 
 
+def _where(path: Path, i: int, count: int) -> str:
+    return f"{path}[{i}]" if count > 1 else str(path)
+
+
+def _unary(stub, batches, args) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
+    """One Predict call per file."""
+    for path, images in batches:
+        response = stub.Predict(hw.PredictRequest(
+            model_name=args.model, model_version=args.version,
+            images=[image.tobytes() for image in images],
+            return_gate_activity=args.gates), timeout=args.timeout)
+        for i, prediction in enumerate(response.predictions):
+            yield _where(path, i, len(images)), prediction
+
+
+def _streamed(stub, batches, args) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
+    """One PredictStream: a request per image, all in flight, answers in order."""
+    names = [_where(path, i, len(images)) for path, images in batches for i in range(len(images))]
+    requests = (hw.PredictRequest(id=str(k), model_name=args.model, model_version=args.version,
+                                  images=[image.tobytes()], return_gate_activity=args.gates)
+                for k, image in enumerate(image for _, images in batches for image in images))
+    deadline = args.timeout * max(1.0, len(names) / 1000)
+    for answer in stub.PredictStream(requests, timeout=deadline):
+        where = names[int(answer.id)]
+        if answer.HasField("error"):
+            yield where, answer.error
+        else:
+            yield where, answer.response.predictions[0]
+
+
+def _labels(path: Path | None, count: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    labels = read_idx(path, LABEL_MAGIC)
+    if len(labels) != count:
+        raise InputError(f"{path}: {len(labels)} labels for {count} images")
+    return labels
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,13 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="model name (default: the server's)")
     parser.add_argument("--version", type=int, default=0, help="model version (0: latest)")
     parser.add_argument("--gates", action="store_true", help="also print gate activity")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--stream", action="store_true",
+                        help="one PredictStream, one request per image, all in flight "
+                             "(faster for many images) instead of one Predict per file")
+    parser.add_argument("--labels", type=Path, default=None, metavar="IDX",
+                        help="IDX label file (e.g. t10k-labels-idx1-ubyte.gz): report accuracy")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds per request (--stream: per 1,000 images)")
     args = parser.parse_args(argv)
     try:
         batches = [(path, load(path)) for path in args.files]
+        labels = _labels(args.labels, sum(len(images) for _, images in batches))
     except (InputError, IdxError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    digits: list[int] = []
+    failed = 0
+    start = time.perf_counter()
     with grpc.insecure_channel(args.address, options=[
             ("grpc.max_receive_message_length", 256 << 20),
             ("grpc.max_send_message_length", 256 << 20)]) as channel:
@@ -103,23 +158,30 @@ def main(argv: list[str] | None = None) -> int:
                 info = stub.GetModelInfo(hw.GetModelInfoRequest(
                     model_name=args.model, model_version=args.version), timeout=args.timeout)
                 layers = list(info.highway_layers)
-            for path, images in batches:
-                response = stub.Predict(hw.PredictRequest(
-                    model_name=args.model, model_version=args.version,
-                    images=[image.tobytes() for image in images],
-                    return_gate_activity=args.gates), timeout=args.timeout)
-                for i, p in enumerate(response.predictions):
-                    where = f"{path}[{i}]" if len(images) > 1 else str(path)
-                    line = f"{where}: {p.digit} (confidence {p.confidence:.3f})"
-                    if args.gates:
-                        line += "  gates " + " ".join(
-                            f"{name}={g:.3f}" for name, g in zip(layers, p.gate_activity,
-                                                                 strict=False))
-                    print(line)
+            for where, p in (_streamed if args.stream else _unary)(stub, batches, args):
+                if isinstance(p, hw.Error):  # this image only; the stream goes on
+                    print(f"error: {where}: {p.code}: {p.message}", file=sys.stderr)
+                    failed += 1
+                    digits.append(-1)
+                    continue
+                digits.append(p.digit)
+                line = f"{where}: {p.digit} (confidence {p.confidence:.3f})"
+                if args.gates:
+                    line += "  gates " + " ".join(
+                        f"{name}={g:.3f}" for name, g in zip(layers, p.gate_activity,
+                                                             strict=False))
+                print(line)
         except grpc.RpcError as e:
             print(f"error: {args.address}: {e.code().name}: {e.details()}", file=sys.stderr)
             return 1
-    return 0
+    seconds = time.perf_counter() - start
+    summary = (f"{len(digits)} images in {seconds:.2f} s ({len(digits) / seconds:,.0f} images/s, "
+               f"{'PredictStream' if args.stream else 'Predict'})")
+    if labels is not None:
+        right = int((np.array(digits) == labels).sum())
+        summary += f"; accuracy {100 * right / len(labels):.2f} % ({right}/{len(labels)})"
+    print(summary, file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run() -> int:

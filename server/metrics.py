@@ -35,6 +35,7 @@ class Metrics:
     batch_size: Histogram
     images: Counter
     inflight: Gauge
+    open_streams: Gauge
     model_info: Gauge
     queued: Gauge
     queue_capacity: Gauge
@@ -94,8 +95,12 @@ def create(registry: CollectorRegistry, worker: int | None = None) -> Metrics:
         images=Counter(
             "highway_images", "Images classified in successful requests.", registry=registry),
         inflight=Gauge(
-            "highway_inflight_requests", "RPCs being handled now.", registry=registry,
+            "highway_inflight_requests",
+            "Requests being handled now: unary RPCs and requests on streams.", registry=registry,
             multiprocess_mode="livesum"),  # in flight across live workers
+        open_streams=Gauge(
+            "highway_open_streams", "Streaming RPCs (ModelStreamInfer, PredictStream) open now.",
+            registry=registry, multiprocess_mode="livesum"),
         model_info=Gauge(
             "highway_model_info", "Loaded models (value 1) and their active execution provider.",
             ("model", "version", "provider"), registry=registry,

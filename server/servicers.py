@@ -1,8 +1,9 @@
 """Thin RPC handlers for highway.v1 and KServe V2: decode, call, encode.
 
 Every handler is an ``@rpc`` method, run inside :meth:`server.calls.Calls.run`
-(status codes, metrics, draining) under its own name. No ONNX Runtime here:
-models are reached through the batchers.
+(status codes, metrics, draining) under its own name; the two streaming RPCs are
+``@stream`` methods (:mod:`server.streams`) running the same per-request code.
+No ONNX Runtime here: models are reached through the batchers.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from protos.inference import model_config_pb2 as mc
-from server import codecs
+from server import codecs, streams
 from server.batching import RunStats
 from server.calls import Calls, rpc
 from server.errors import InvalidArgument, ServingError, Unavailable
 from server.metrics import Metrics
+from server.streams import stream
 
 if TYPE_CHECKING:
     from server.registry import Registry
@@ -94,11 +96,20 @@ class ClassifierServicer(hw_grpc.ClassifierServicer):
 
     @rpc
     async def Predict(self, request: hw.PredictRequest) -> hw.PredictResponse:  # noqa: N802
+        return await self._predict(request)
+
+    @stream(streams.predict_answer, streams.predict_failure)
+    async def PredictStream(self, request: hw.PredictRequest) -> hw.PredictResponse:  # noqa: N802
+        return await self._predict(request)
+
+    async def _predict(self, request: hw.PredictRequest) -> hw.PredictResponse:
         model = self._s.get(request.model_name, codecs.check_version(request.model_version))
         images = codecs.decode_predict(request, self._s.settings.max_request_images)
         outputs = await self._s.classify(model, images)
-        return codecs.encode_predict(model.name, model.version, outputs,
-                                     request.return_gate_activity)
+        response = codecs.encode_predict(model.name, model.version, outputs,
+                                         request.return_gate_activity)
+        response.id = request.id
+        return response
 
     @rpc
     async def GetModelInfo(self, request):  # noqa: N802
@@ -189,6 +200,14 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ModelInfer(self, request: kserve.ModelInferRequest  # noqa: N802
                          ) -> kserve.ModelInferResponse:
+        return await self._infer(request)
+
+    @stream(streams.infer_answer, streams.infer_failure)
+    async def ModelStreamInfer(self, request: kserve.ModelInferRequest  # noqa: N802
+                               ) -> kserve.ModelInferResponse:
+        return await self._infer(request)
+
+    async def _infer(self, request: kserve.ModelInferRequest) -> kserve.ModelInferResponse:
         model = self._model(request.model_name, request.model_version)
         images = codecs.decode_infer(request, self._s.settings.max_request_images)
         names = codecs.requested_outputs(request, model.output_names)

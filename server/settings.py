@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,8 +22,12 @@ CONTROL_MODES = ("none", "poll", "explicit")
 
 
 def default_repository() -> Path:
-    """The model repository the project ships: ``models/`` at the checkout's root."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """``models`` in the working directory: the shipped repository when run from the checkout.
+
+    Not a path computed from this file: a plain ``pip install .`` puts the package in
+    site-packages, where no ``models/`` exists. The image sets ``/models`` instead.
+    """
+    return Path("models")
 
 
 @dataclass(frozen=True)
@@ -118,12 +123,13 @@ def parser() -> argparse.ArgumentParser:
         description="Serve highway-network MNIST classifiers over gRPC (highway.v1 + KServe V2).",
     )
     defaults = Settings()
+    types = _types()
     for f in fields(Settings):
         doc = _DOCS.get(f.name, "")
         env = ENV_PREFIX + f.name.upper()
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        repeated = str(f.type).startswith("tuple")
-        p.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
+        kind = types[f.name]
+        repeated = _repeated(kind)
+        p.add_argument(_flag(f.name), dest=f.name, type=str if repeated else kind, default=None,
                        metavar=f.name.upper(), action="append" if repeated else "store",
                        help=f"{doc} [env {env}{' (comma-separated)' if repeated else ''}; "
                             f"default {getattr(defaults, f.name)}]")
@@ -136,32 +142,38 @@ def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | No
     environ = os.environ if environ is None else environ
     args = parser().parse_args(argv)
     values: dict[str, object] = {}
+    types = _types()
     for f in fields(Settings):
-        raw = getattr(args, f.name)
+        raw = getattr(args, f.name)  # already converted by the parser when given as a flag
         if raw is None:
             raw = environ.get(ENV_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kind = str(f.type)
+        kind = types[f.name]
         try:
-            if kind == "int":
-                values[f.name] = int(raw)
-            elif kind == "float":
-                values[f.name] = float(raw)
-            elif kind == "Path":
-                values[f.name] = Path(raw)
-            elif kind.startswith("tuple"):  # repeated flag, or a comma-separated variable
+            if _repeated(kind):  # repeated flag, or a comma-separated variable
                 items = raw.split(",") if isinstance(raw, str) else raw
                 values[f.name] = tuple(i.strip() for i in items if i.strip())
             else:
-                values[f.name] = str(raw)
+                values[f.name] = kind(raw)
         except ValueError:
-            raise ValueError(f"{_flag(f.name)}: {raw!r} is not a valid {kind}") from None
+            raise ValueError(f"{_flag(f.name)}: {raw!r} is not a valid {kind.__name__}") from None
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def _types() -> dict[str, type]:
+    """Each setting's type, resolved (the annotations may be strings): int, float, str, Path
+    (each also converts a flag's or a variable's text), or tuple[str, ...] (a repeated flag).
+    """
+    return typing.get_type_hints(Settings)
+
+
+def _repeated(kind: type) -> bool:
+    return typing.get_origin(kind) is tuple
+
+
 _DOCS = {
-    "model_repository": "model repository folder",
+    "model_repository": "model repository folder (relative: to the working directory)",
     "host": "bind address",
     "grpc_port": "gRPC port (0: any free port)",
     "metrics_port": "Prometheus /metrics port (0: any free port, -1: off)",

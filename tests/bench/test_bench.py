@@ -11,6 +11,7 @@ import pytest
 
 import bench.__main__ as bench
 from bench import report as bench_report
+from bench.streams import split
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +35,8 @@ def test_quick_run_measures_raw_ort_real_naive_and_floor_servers_over_both_apis(
     runs = {(r["server"], r["api"], r["images"], r["concurrency"]): r for r in result["runs"]}
     expected = {(server, api, n, 2) for server in ("real", "naive", "floor")
                 for api in ("ModelInfer", "Predict") for n in (1, 8)}
+    expected |= {(server, api, 1, 2) for server in ("real", "floor")  # the naive has no streams
+                 for api in ("ModelStreamInfer", "PredictStream")}
     assert set(runs) == expected
     for key, run in runs.items():
         assert run["requests"] > 0, key
@@ -49,6 +52,7 @@ def test_quick_run_measures_raw_ort_real_naive_and_floor_servers_over_both_apis(
     assert result["server_exit_codes"] == {"real": 0, "naive": 0, "floor": 0}  # SIGTERM
     assert "| real | ModelInfer | 1 | 2 |" in done.stdout
     assert "| floor | Predict | 8 | 2 |" in done.stdout
+    assert "| real | ModelStreamInfer | 1 | 2 |" in done.stdout
     pytest.importorskip("matplotlib")
     assert out.with_suffix(".png").stat().st_size > 10_000
 
@@ -73,8 +77,9 @@ def test_quick_settings_override_defaults_but_explicit_flags_win():
     assert s.raw_batches == bench.QUICK["raw_batches"]
 
 
-def _run(server: str, images: int, c: int, ips: float, p50: float) -> dict:
-    return {"server": server, "api": "ModelInfer", "images": images, "concurrency": c,
+def _run(server: str, images: int, c: int, ips: float, p50: float,
+         api: str = "ModelInfer") -> dict:
+    return {"server": server, "api": api, "images": images, "concurrency": c,
             "images_per_s": ips, "p50_ms": p50}
 
 
@@ -98,3 +103,39 @@ def test_targets_include_the_python_grpc_floor_and_the_ceiling_it_implies():
     assert targets["ModelInfer c=1 gRPC floor p50 (no model) <= 0.3 ms"] == (
         pytest.approx(0.4), False)
     assert targets["ModelInfer c=1 p50 <= raw b1 p50 + 0.3 ms"] == (pytest.approx(0.6), False)
+
+
+def test_stream_targets_compare_with_best_raw_raw_b1_latency_and_the_unary_twin():
+    raw = {"1": {"median_images_per_s": 2000.0, "p50_ms": 0.5},
+           "64": {"median_images_per_s": 4000.0, "p50_ms": 16.0}}
+    result = {"raw": raw, "runs": [
+        _run("real", 1, 16, 1800, 9.0), _run("real", 1, 16, 3400, 4.0, "ModelStreamInfer"),
+        _run("real", 1, 1, 1500, 0.7, "ModelStreamInfer")]}
+    bench_report.add_ratios(result)
+    targets = {t["target"]: (t["value"], t["met"]) for t in result["targets"]}
+
+    assert targets["ModelStreamInfer 1 image c=16 >= 0.8 x best raw"] == (
+        pytest.approx(0.85), True)
+    assert targets["ModelStreamInfer 1 image c=16 >= 1.5 x ModelInfer c=16"] == (
+        pytest.approx(3400 / 1800), True)
+    assert targets["ModelStreamInfer c=1 p50 <= raw b1 p50 + 0.3 ms"] == (
+        pytest.approx(0.2), True)
+    assert not any(t.startswith("PredictStream") for t in targets)  # not measured: no target
+
+
+@pytest.mark.parametrize("total,most,streams", [
+    (1, 8, [1]), (8, 8, [8]), (9, 8, [5, 4]), (20, 8, [7, 7, 6]), (0, 8, [])])
+def test_requests_in_flight_are_spread_over_the_fewest_even_streams(total, most, streams):
+    assert split(total, most) == streams
+
+
+def test_stream_flags_are_checked():
+    s = bench.parse(["--stream-loads", "1x1,1x32", "--stream-depth", "4",
+                     "--stream-apis", "ModelStreamInfer"])
+    assert s.stream_loads == ((1, 1), (1, 32)) and s.stream_depth == 4
+    assert s.stream_apis == ("ModelStreamInfer",)
+    assert bench.parse(["--stream-apis", ""]).stream_apis == ()
+    for bad in (["--stream-apis", "ModelInfer"], ["--stream-depth", "0"]):
+        with pytest.raises(SystemExit) as e:
+            bench.parse(bad)
+        assert e.value.code == 2

@@ -20,7 +20,7 @@ def test_workers_dimension_runs_each_count_over_one_connection_per_client(tiny_r
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--repository", str(tiny_repository),
          "--workers", "1,2", "--no-naive", "--no-floor", "--loads", "1x16",
-         "--apis", "ModelInfer", "--out", str(out)],
+         "--apis", "ModelInfer", "--stream-apis", "", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())

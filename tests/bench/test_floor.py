@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 import pytest
 
-from bench.harness import METHODS, check_answer, request_bytes
+from bench.harness import METHODS, STREAMS, check_answer, request_bytes
 from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from server.settings import default_repository
@@ -38,6 +38,18 @@ def test_floor_answers_as_many_valid_rows_as_images_sent(floor_address, api, n):
         answer = channel.unary_unary(METHODS[api])(
             request_bytes(api, "highway_mnist", np.zeros((n, 28, 28), np.uint8)), timeout=10)
     check_answer(api, answer, n)  # raises unless n probability rows summing to 1
+
+
+@pytest.mark.parametrize("api", ["ModelStreamInfer", "PredictStream"])
+def test_floor_streams_answer_each_request_in_turn(floor_address, api):
+    sizes = [1, 3, 64, 2]
+    with grpc.insecure_channel(floor_address) as channel:
+        answers = list(channel.stream_stream(STREAMS[api])(iter(
+            [request_bytes(api, "highway_mnist", np.zeros((n, 28, 28), np.uint8))
+             for n in sizes]), timeout=10))
+    assert len(answers) == len(sizes)
+    for answer, n in zip(answers, sizes, strict=True):
+        check_answer(api, answer, n)
 
 
 def test_floor_describes_the_same_tensors_as_the_shipped_model(floor_address, start_server):

@@ -27,7 +27,8 @@ def index(fdp, table):
         table["." + fdp.package + "." + e.name] = {v.name: v.number for v in e.value}
     for s in fdp.service:
         for m in s.method:
-            table[f"rpc {s.name}.{m.name}"] = [m.input_type, m.output_type]
+            table[f"rpc {s.name}.{m.name}"] = [m.input_type, m.output_type,
+                                                m.client_streaming, m.server_streaming]
 
 theirs = {}
 for mod in (model_config_pb2, service_pb2):

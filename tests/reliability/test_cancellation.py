@@ -8,10 +8,10 @@ memory over repeated rounds.)
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 
+from tests.polling import sample, scrape, wait_until
 from tests.reliability.support import (
     assert_serves_correctly,
     channel,
@@ -19,7 +19,6 @@ from tests.reliability.support import (
     raw_call,
     requests_by_code,
     running_server,
-    scrape,
     wait_until_idle,
 )
 
@@ -28,10 +27,8 @@ IMAGES = 4096  # 64 model runs each: far more queued work than 50 ms can finish
 
 
 def _wait_in_flight(server, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not scrape(server).get(("highway_inflight_requests", ()), 0):
-        assert time.monotonic() < deadline, "no request reached the server"
-        time.sleep(0.01)
+    wait_until(lambda: sample(scrape(server.metrics_port), "highway_inflight_requests"),
+               "a request reached the server", timeout=timeout)
 
 
 def _batch_images(samples: dict) -> float:
@@ -49,7 +46,7 @@ def busy_server(flags_repository, tmp_path_factory):
 
 
 def test_cancelled_requests_are_dropped_counted_and_leave_nothing_in_flight(busy_server):
-    before = scrape(busy_server)
+    before = scrape(busy_server.metrics_port)
     with channel(busy_server) as ch:
         call = raw_call(ch, "ModelInfer")
         futures = [call.future(infer_bytes(IMAGES), timeout=60) for _ in range(REQUESTS)]

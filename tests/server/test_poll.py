@@ -4,12 +4,12 @@ reported and ignored, removed ones unloaded, changed configs applied."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import grpc
 import pytest
 
+from tests.polling import wait_until
 from tests.server.repos import (
     MODEL,
     add_corrupt_version,
@@ -69,13 +69,9 @@ class Load:
             return self.versions[version]
 
 
-def wait_for(condition, what: str, limit_s: float = 120) -> None:
+def wait_for(condition, what: str) -> None:
     """Waits (bounded, for a stuck server) until ``condition()``; the assertions come after."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
+    wait_until(condition, what, timeout=120, interval=0.02)
 
 
 def test_new_version_is_served_within_two_polls_and_a_corrupt_one_changes_nothing(

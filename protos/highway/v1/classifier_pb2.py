@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"protos/highway/v1/classifier.proto\x12\nhighway.v1\"\x7f\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12\x14\n\x0c\x66loat_pixels\x18\x04 \x03(\x02\x12\x1c\n\x14return_gate_activity\x18\x05 \x01(\x08\"]\n\nPrediction\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x15\n\rgate_activity\x18\x04 \x03(\x02\"i\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12+\n\x0bpredictions\x18\x03 \x03(\x0b\x32\x16.highway.v1.Prediction\"@\n\x13GetModelInfoRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\";\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"\xf3\x02\n\x14GetModelInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x10\n\x08versions\x18\x03 \x03(\x03\x12&\n\x06inputs\x18\x04 \x03(\x0b\x32\x16.highway.v1.TensorInfo\x12\'\n\x07outputs\x18\x05 \x03(\x0b\x32\x16.highway.v1.TensorInfo\x12\x16\n\x0ehighway_layers\x18\x06 \x03(\t\x12\x1a\n\x12\x65xecution_provider\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\x05\x12\x1a\n\x12max_request_images\x18\t \x01(\x05\x12@\n\x08metadata\x18\n \x03(\x0b\x32..highway.v1.GetModelInfoResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xa7\x01\n\nClassifier\x12\x44\n\x07Predict\x12\x1a.highway.v1.PredictRequest\x1a\x1b.highway.v1.PredictResponse\"\x00\x12S\n\x0cGetModelInfo\x12\x1f.highway.v1.GetModelInfoRequest\x1a .highway.v1.GetModelInfoResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"protos/highway/v1/classifier.proto\x12\nhighway.v1\"\x8b\x01\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x0e\n\x06images\x18\x03 \x03(\x0c\x12\x14\n\x0c\x66loat_pixels\x18\x04 \x03(\x02\x12\x1c\n\x14return_gate_activity\x18\x05 \x01(\x08\x12\n\n\x02id\x18\x06 \x01(\t\"]\n\nPrediction\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x15\n\rgate_activity\x18\x04 \x03(\x02\"u\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12+\n\x0bpredictions\x18\x03 \x03(\x0b\x32\x16.highway.v1.Prediction\x12\n\n\x02id\x18\x04 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x82\x01\n\x15PredictStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x08response\x18\x02 \x01(\x0b\x32\x1b.highway.v1.PredictResponseH\x00\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x11.highway.v1.ErrorH\x00\x42\x08\n\x06result\"@\n\x13GetModelInfoRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\";\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61tatype\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"\xf3\x02\n\x14GetModelInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x10\n\x08versions\x18\x03 \x03(\x03\x12&\n\x06inputs\x18\x04 \x03(\x0b\x32\x16.highway.v1.TensorInfo\x12\'\n\x07outputs\x18\x05 \x03(\x0b\x32\x16.highway.v1.TensorInfo\x12\x16\n\x0ehighway_layers\x18\x06 \x03(\t\x12\x1a\n\x12\x65xecution_provider\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\x05\x12\x1a\n\x12max_request_images\x18\t \x01(\x05\x12@\n\x08metadata\x18\n \x03(\x0b\x32..highway.v1.GetModelInfoResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xfd\x01\n\nClassifier\x12\x44\n\x07Predict\x12\x1a.highway.v1.PredictRequest\x1a\x1b.highway.v1.PredictResponse\"\x00\x12S\n\x0cGetModelInfo\x12\x1f.highway.v1.GetModelInfoRequest\x1a .highway.v1.GetModelInfoResponse\"\x00\x12T\n\rPredictStream\x12\x1a.highway.v1.PredictRequest\x1a!.highway.v1.PredictStreamResponse\"\x00(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETMODELINFORESPONSE_METADATAENTRY']._loaded_options = None
   _globals['_GETMODELINFORESPONSE_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_PREDICTREQUEST']._serialized_start=50
-  _globals['_PREDICTREQUEST']._serialized_end=177
-  _globals['_PREDICTION']._serialized_start=179
-  _globals['_PREDICTION']._serialized_end=272
-  _globals['_PREDICTRESPONSE']._serialized_start=274
-  _globals['_PREDICTRESPONSE']._serialized_end=379
-  _globals['_GETMODELINFOREQUEST']._serialized_start=381
-  _globals['_GETMODELINFOREQUEST']._serialized_end=445
-  _globals['_TENSORINFO']._serialized_start=447
-  _globals['_TENSORINFO']._serialized_end=506
-  _globals['_GETMODELINFORESPONSE']._serialized_start=509
-  _globals['_GETMODELINFORESPONSE']._serialized_end=880
-  _globals['_GETMODELINFORESPONSE_METADATAENTRY']._serialized_start=833
-  _globals['_GETMODELINFORESPONSE_METADATAENTRY']._serialized_end=880
-  _globals['_CLASSIFIER']._serialized_start=883
-  _globals['_CLASSIFIER']._serialized_end=1050
+  _globals['_PREDICTREQUEST']._serialized_start=51
+  _globals['_PREDICTREQUEST']._serialized_end=190
+  _globals['_PREDICTION']._serialized_start=192
+  _globals['_PREDICTION']._serialized_end=285
+  _globals['_PREDICTRESPONSE']._serialized_start=287
+  _globals['_PREDICTRESPONSE']._serialized_end=404
+  _globals['_ERROR']._serialized_start=406
+  _globals['_ERROR']._serialized_end=444
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_start=447
+  _globals['_PREDICTSTREAMRESPONSE']._serialized_end=577
+  _globals['_GETMODELINFOREQUEST']._serialized_start=579
+  _globals['_GETMODELINFOREQUEST']._serialized_end=643
+  _globals['_TENSORINFO']._serialized_start=645
+  _globals['_TENSORINFO']._serialized_end=704
+  _globals['_GETMODELINFORESPONSE']._serialized_start=707
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1078
+  _globals['_GETMODELINFORESPONSE_METADATAENTRY']._serialized_start=1031
+  _globals['_GETMODELINFORESPONSE_METADATAENTRY']._serialized_end=1078
+  _globals['_CLASSIFIER']._serialized_start=1081
+  _globals['_CLASSIFIER']._serialized_end=1334
 # @@protoc_insertion_point(module_scope)

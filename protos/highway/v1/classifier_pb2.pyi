@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model_name", "model_version", "images", "float_pixels", "return_gate_activity")
+    __slots__ = ("model_name", "model_version", "images", "float_pixels", "return_gate_activity", "id")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     FLOAT_PIXELS_FIELD_NUMBER: _ClassVar[int]
     RETURN_GATE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     images: _containers.RepeatedScalarFieldContainer[bytes]
     float_pixels: _containers.RepeatedScalarFieldContainer[float]
     return_gate_activity: bool
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., images: _Optional[_Iterable[bytes]] = ..., float_pixels: _Optional[_Iterable[float]] = ..., return_gate_activity: _Optional[bool] = ...) -> None: ...
+    id: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., images: _Optional[_Iterable[bytes]] = ..., float_pixels: _Optional[_Iterable[float]] = ..., return_gate_activity: _Optional[bool] = ..., id: _Optional[str] = ...) -> None: ...
 
 class Prediction(_message.Message):
     __slots__ = ("digit", "confidence", "probabilities", "gate_activity")
@@ -34,14 +36,34 @@ class Prediction(_message.Message):
     def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., gate_activity: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("model_name", "model_version", "predictions")
+    __slots__ = ("model_name", "model_version", "predictions", "id")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     predictions: _containers.RepeatedCompositeFieldContainer[Prediction]
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ...) -> None: ...
+    id: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., predictions: _Optional[_Iterable[_Union[Prediction, _Mapping]]] = ..., id: _Optional[str] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PredictStreamResponse(_message.Message):
+    __slots__ = ("id", "response", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    response: PredictResponse
+    error: Error
+    def __init__(self, id: _Optional[str] = ..., response: _Optional[_Union[PredictResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ("model_name", "model_version")

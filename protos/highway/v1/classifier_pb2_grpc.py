@@ -45,6 +45,11 @@ class ClassifierStub:
                 request_serializer=protos_dot_highway_dot_v1_dot_classifier__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=protos_dot_highway_dot_v1_dot_classifier__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
+        self.PredictStream = channel.stream_stream(
+                '/highway.v1.Classifier/PredictStream',
+                request_serializer=protos_dot_highway_dot_v1_dot_classifier__pb2.PredictRequest.SerializeToString,
+                response_deserializer=protos_dot_highway_dot_v1_dot_classifier__pb2.PredictStreamResponse.FromString,
+                _registered_method=True)
 
 
 class ClassifierServicer:
@@ -65,6 +70,16 @@ class ClassifierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PredictStream(self, request_iterator, context):
+        """Many Predict requests on one bidirectional stream, several in flight at
+        once: one response per request, in request order, each echoing the
+        request's id and holding either its predictions or its own error (the
+        stream goes on). Cheaper per request than unary Predict calls.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClassifierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +92,11 @@ def add_ClassifierServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=protos_dot_highway_dot_v1_dot_classifier__pb2.GetModelInfoRequest.FromString,
                     response_serializer=protos_dot_highway_dot_v1_dot_classifier__pb2.GetModelInfoResponse.SerializeToString,
+            ),
+            'PredictStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PredictStream,
+                    request_deserializer=protos_dot_highway_dot_v1_dot_classifier__pb2.PredictRequest.FromString,
+                    response_serializer=protos_dot_highway_dot_v1_dot_classifier__pb2.PredictStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +154,33 @@ class Classifier:
             '/highway.v1.Classifier/GetModelInfo',
             protos_dot_highway_dot_v1_dot_classifier__pb2.GetModelInfoRequest.SerializeToString,
             protos_dot_highway_dot_v1_dot_classifier__pb2.GetModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/highway.v1.Classifier/PredictStream',
+            protos_dot_highway_dot_v1_dot_classifier__pb2.PredictRequest.SerializeToString,
+            protos_dot_highway_dot_v1_dot_classifier__pb2.PredictStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
