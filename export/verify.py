@@ -108,7 +108,7 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     }
     try:
         proto = onnx.load(onnx_path)
-    except Exception as e:  # protobuf's decode errors have no common base worth naming
+    except Exception as e:  # noqa: BLE001 - protobuf's decode errors share no base
         return _fail(report, onnx_path, start, f"cannot load {onnx_path}: {e}")
     report["opset"] = next((o.version for o in proto.opset_import if o.domain == ""), None)
     report["gate_nodes"] = [n.name for n in gates.gate_nodes(proto)]
@@ -127,7 +127,7 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     p_keras, g_keras = parity.keras_outputs(model, x, log)
     try:
         p_onnx, g_onnx = parity.onnx_outputs(onnx_path, x)
-    except Exception as e:  # ORT raises its own exception types for graphs it cannot run
+    except Exception as e:  # noqa: BLE001 - ORT's own types for graphs it cannot run
         return _fail(report, onnx_path, start, f"ONNX Runtime could not run the model: {e}")
     if p_onnx.shape != p_keras.shape or g_onnx.shape != g_keras.shape:
         return _fail(report, onnx_path, start, f"output shapes differ: onnx {p_onnx.shape}, "
