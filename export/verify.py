@@ -145,12 +145,13 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
         "mean_gate_activity": [round(float(v), 6) for v in g_onnx.mean(axis=0)],
     })
     try:
-        plots.verification_figure(
+        drawn = plots.verification_figure(
             onnx_path.parent / plots.FILENAME, np.abs(p_keras - p_onnx), TOLERANCE, layers,
             g_keras, g_onnx, f"{model.name}: ONNX Runtime vs Keras on {len(x):,} real MNIST "
             f"test images ({report['data']})")
     except OSError as e:
         raise ExportError(f"cannot write {plots.FILENAME}: {e.strerror}") from None
+    report["figure_images"] = int(drawn.sum())  # the histogram's count: every image, or a bug
     failures = []
     if report["max_abs_diff_probabilities"] > TOLERANCE:
         failures.append(f"probabilities differ by {report['max_abs_diff_probabilities']:.3g}")
