@@ -145,7 +145,7 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
     grid are reused instead of retrained, the others join the report, so that
     invocations with different grids add up. Runs are seeded one by one, so a
     reused run is the run a fresh grid would make. The best highway run at
-    ``cfg.keep_depth`` is saved as ``out/model_name``. ``on_run`` sees the runs
+    ``cfg.keep_depth`` that did not diverge is saved as ``out/model_name``. ``on_run`` sees the runs
     so far after each new one (to save progress).
     """
     cfg.validate()
@@ -154,8 +154,9 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
             for lr in cfg.lrs for seed in cfg.seeds]
     done = {(r["kind"], r["depth"], r["lr"], r["seed"]): r for r in previous or []}
     runs = [r for key, r in done.items() if key not in grid]
+    # A diverged run's weights hold NaN: never kept for the gate analysis.
     kept = min((r for r in done.values() if (r["kind"], r["depth"]) == ("highway",
-                cfg.keep_depth)), key=_rank, default=None)
+                cfg.keep_depth) and not r["diverged"]), key=_rank, default=None)
     if kept is not None and not (out / model_name).is_file():
         raise ValueError(f"{out / model_name} is missing, so earlier runs cannot be reused; "
                          "run without --resume")
@@ -171,7 +172,7 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
         run = run_one(cfg, data, kind, depth, lr, seed, tag, candidate if keep else None)
         runs.append(run)
         if keep:
-            if kept is None or _rank(run) < _rank(kept):
+            if not run["diverged"] and (kept is None or _rank(run) < _rank(kept)):
                 candidate.replace(out / model_name)
                 kept = run
             else:

@@ -133,7 +133,8 @@ def run_depth(settings: Settings, depth_cfg) -> None:
                  "wall_seconds": report["wall_seconds"],
                  "train_seconds_total": report["train_seconds_total"],
                  "data": report["data"], "fitting_images": report["images"],
-                 "kept_model": name, "versions": versions(), "runs": report["runs"]})
+                 "kept_model": name if (settings.out / name).is_file() else None,
+                 "versions": versions(), "runs": report["runs"]})
     cfg = report["config"]
     low, high = report["runs_per_config"]
     title = (f"best of {low if low == high else f'{low}–{high}'} runs per configuration; "

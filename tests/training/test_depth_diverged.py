@@ -53,3 +53,13 @@ def test_tables_say_diverged_where_there_is_no_accuracy():
 ])
 def test_diverged_runs_rank_last(runs, best_seed):
     assert min(runs, key=depth._rank)["seed"] == best_seed
+
+
+def test_a_diverged_run_is_never_kept_for_the_gate_analysis(fixture_mnist, tmp_path):
+    cfg = DepthConfig(depths=(3,), kinds=("highway",), lrs=(1e4,), epochs=2, batch_size=64,
+                      val_size=500, train_size=1000, keep_depth=3)
+    report = depth.run_grid(cfg, fixture_mnist, tmp_path, "kept.keras")
+    assert [r["diverged"] for r in report["runs"]] == [True]
+    assert report["rows"][0]["test_accuracy"] is None
+    assert not (tmp_path / "kept.keras").exists()
+    assert not list(tmp_path.glob(".candidate_*"))
