@@ -44,7 +44,7 @@ def load_keras(path: str | os.PathLike[str]) -> keras.Model:
     quiet_tensorflow()
     try:
         model = model_api.load_model(str(path))
-    except Exception as e:  # Keras raises many types for a bad archive; all mean the same here
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad archive
         raise ExportError(f"not a loadable Keras model: {path} ({first_line(e)})") from None
     check_interface(model, path)
     return model
@@ -94,7 +94,7 @@ def to_onnx(model: keras.Model, opset: int = OPSET) -> onnx.ModelProto:
 
     try:
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
-    except Exception as e:  # tf2onnx reports unsupported graphs with assorted exception types
+    except Exception as e:  # noqa: BLE001 - tf2onnx: assorted types for unsupported graphs
         raise ExportError(f"tf2onnx could not convert {model.name!r}: {e}") from None
     names = sorted(o.name for o in proto.graph.output)
     if names != sorted(OUTPUT_NAMES) or [i.name for i in proto.graph.input] != [INPUT_NAME]:

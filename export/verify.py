@@ -109,7 +109,7 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     }
     try:
         proto = onnx.load(onnx_path)
-    except Exception as e:  # protobuf's decode errors have no common base worth naming
+    except Exception as e:  # noqa: BLE001 - protobuf's decode errors share no base
         return _fail(report, onnx_path, start, f"cannot load {onnx_path}: {e}")
     report["opset"] = next((o.version for o in proto.opset_import if o.domain == ""), None)
     report["gate_nodes"] = [n.name for n in gates.gate_nodes(proto)]
@@ -128,7 +128,7 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     p_keras, g_keras = parity.keras_outputs(model, x, log)
     try:
         p_onnx, g_onnx = parity.onnx_outputs(onnx_path, x)
-    except Exception as e:  # ORT raises its own exception types for graphs it cannot run
+    except Exception as e:  # noqa: BLE001 - ORT's own types for graphs it cannot run
         return _fail(report, onnx_path, start, f"ONNX Runtime could not run the model: {e}")
     if p_onnx.shape != p_keras.shape or g_onnx.shape != g_keras.shape:
         return _fail(report, onnx_path, start, f"output shapes differ: onnx {p_onnx.shape}, "
@@ -146,12 +146,13 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
         "mean_gate_activity": [round(float(v), 6) for v in g_onnx.mean(axis=0)],
     })
     try:
-        plots.verification_figure(
+        drawn = plots.verification_figure(
             onnx_path.parent / plots.FILENAME, np.abs(p_keras - p_onnx), TOLERANCE, layers,
             g_keras, g_onnx, f"{model.name}: ONNX Runtime vs Keras on {len(x):,} real MNIST "
             f"test images ({report['data']})")
     except OSError as e:
         raise ExportError(f"cannot write {plots.FILENAME}: {e.strerror}") from None
+    report["figure_images"] = int(drawn.sum())  # the histogram's count: every image, or a bug
     failures = []
     if report["max_abs_diff_probabilities"] > TOLERANCE:
         failures.append(f"probabilities differ by {report['max_abs_diff_probabilities']:.3g}")

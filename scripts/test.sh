@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up in .venv and runs the linter and the whole test suite.
-# Extra arguments go to pytest (e.g. -m slow, -k server).
+# Extra arguments go to pytest (e.g. -m soak, -k server).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/venv.sh "train,dev"

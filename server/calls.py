@@ -45,7 +45,7 @@ def lenient(parse: Callable[[bytes], Any], message: str) -> Callable[[bytes], An
     def deserialize(data: bytes) -> Any:
         try:
             return parse(data)
-        except Exception as e:  # DecodeError, and anything else upb may raise
+        except Exception as e:  # noqa: BLE001 - DecodeError, and anything else upb may raise
             return Undecodable(message, str(e) or type(e).__name__)
     return deserialize
 

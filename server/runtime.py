@@ -71,7 +71,7 @@ def create_session(path: Path, device: str, intra_op_threads: int = 0) -> ort.In
     try:
         session = ort.InferenceSession(str(path), sess_options=_options(intra_op_threads),
                                        providers=providers)
-    except Exception as e:  # ORT raises several types for corrupt files
+    except Exception as e:  # noqa: BLE001 - ORT raises several types for corrupt files
         raise ModelLoadError(f"{path}: cannot load model: {first_line(e)}") from None
     finally:
         ort.set_default_logger_severity(_ORT_ERROR)

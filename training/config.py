@@ -34,7 +34,7 @@ class TrainConfig:
     augment: int = 0  # random shifts of up to this many pixels (0: none)
     val_size: int = 5000  # last training images held out for model selection
     seed: int = 0  # seeds Python, NumPy and TF; runs are deterministic given it
-    jit: bool = False  # XLA-compile the train step (measured slower on CPU here: 815 vs 1024 img/s)
+    jit: bool = False  # XLA-compile the train step (slower on CPU here: results/train_speed.json)
     verbose: int | None = None  # Keras verbosity; None: bar on a terminal, a line per epoch else
     command: str = field(default_factory=lambda: " ".join(sys.argv))  # recorded as given
 

@@ -101,7 +101,7 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
         import keras
 
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as e:  # network, proxy, or a corrupt cache: one line, not a traceback
+    except Exception as e:  # noqa: BLE001 - network, proxy or a corrupt cache: one line
         raise MnistDataError(
             f"cannot download MNIST ({type(e).__name__}: {first_line(e)});"
             f" pass --data-dir or set {DATA_DIR_ENV} to a folder with the IDX files"

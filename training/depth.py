@@ -100,12 +100,14 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
         "params": int(model.count_params()),
         "train_loss": [_finite(v) for v in losses],
         "train_accuracy": [float(v) for v in history.history["accuracy"]],
-        # A diverged run keeps its last finite loss; "diverged" says so.
-        "best_train_loss": min(finite) if finite else math.log(10),
-        "final_train_loss": finite[-1] if finite else math.log(10),
-        "diverged": diverged,
-        "test_accuracy": float(test_accuracy) if math.isfinite(test_loss) else 0.1,
-        "test_loss": _finite(test_loss),
+        # A diverged run keeps its last finite loss (None if it had none); "diverged" says
+        # so. Its weights hold NaN, so nothing measured on them is a result: no accuracy.
+        "best_train_loss": min(finite) if finite else None,
+        "final_train_loss": finite[-1] if finite else None,
+        "diverged": diverged or not math.isfinite(test_loss),
+        "test_accuracy": None if diverged or not math.isfinite(test_loss)
+        else float(test_accuracy),
+        "test_loss": None if diverged else _finite(test_loss),
         "epochs": cfg.epochs,
         "images": len(x_fit),
         "seconds": round(seconds, 1),
@@ -120,7 +122,9 @@ def save_without_optimizer(model: keras.Model, path: Path) -> None:
 
 
 def _rank(run: dict) -> tuple[bool, float]:
-    return run["diverged"], run["best_train_loss"]
+    # Diverged runs rank last; one that never had a finite loss after every other.
+    loss = run["best_train_loss"]
+    return run["diverged"], math.inf if loss is None else loss
 
 
 BUDGET_KEYS = ("epochs", "batch_size", "momentum", "lr_decay", "val_size", "train_size",
@@ -141,7 +145,7 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
     grid are reused instead of retrained, the others join the report, so that
     invocations with different grids add up. Runs are seeded one by one, so a
     reused run is the run a fresh grid would make. The best highway run at
-    ``cfg.keep_depth`` is saved as ``out/model_name``. ``on_run`` sees the runs
+    ``cfg.keep_depth`` that did not diverge is saved as ``out/model_name``. ``on_run`` sees the runs
     so far after each new one (to save progress).
     """
     cfg.validate()
@@ -150,8 +154,9 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
             for lr in cfg.lrs for seed in cfg.seeds]
     done = {(r["kind"], r["depth"], r["lr"], r["seed"]): r for r in previous or []}
     runs = [r for key, r in done.items() if key not in grid]
+    # A diverged run's weights hold NaN: never kept for the gate analysis.
     kept = min((r for r in done.values() if (r["kind"], r["depth"]) == ("highway",
-                cfg.keep_depth)), key=_rank, default=None)
+                cfg.keep_depth) and not r["diverged"]), key=_rank, default=None)
     if kept is not None and not (out / model_name).is_file():
         raise ValueError(f"{out / model_name} is missing, so earlier runs cannot be reused; "
                          "run without --resume")
@@ -167,15 +172,15 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
         run = run_one(cfg, data, kind, depth, lr, seed, tag, candidate if keep else None)
         runs.append(run)
         if keep:
-            if kept is None or _rank(run) < _rank(kept):
+            if not run["diverged"] and (kept is None or _rank(run) < _rank(kept)):
                 candidate.replace(out / model_name)
                 kept = run
             else:
                 candidate.unlink()
         if on_run is not None:  # with the reused runs still ahead, so none goes missing
             on_run(runs + [done[key] for key in grid[i:] if key in done])
-        print(f"{tag}: best loss {run['best_train_loss']:.4f}, test accuracy "
-              f"{100 * run['test_accuracy']:.2f}%{' (diverged)' if run['diverged'] else ''}, "
+        print(f"{tag}: best loss {_loss(run['best_train_loss'])}, test accuracy "
+              f"{_accuracy(run['test_accuracy'])}, "
               f"{run['seconds']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
     runs.sort(key=lambda r: (r["depth"], KINDS.index(r["kind"]), r["lr"], r["seed"]))
     configs = list(dict.fromkeys((r["kind"], r["depth"]) for r in runs))
@@ -202,18 +207,31 @@ def curves_by_config(report: dict) -> dict[tuple[str, int], list[float | None]]:
             for key in [(r["kind"], r["depth"])] if best[key] == (r["lr"], r["seed"])}
 
 
+def _loss(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _accuracy(value: float | None) -> str:
+    # None is a diverged run: its weights hold NaN, so there is no accuracy to show.
+    return "diverged" if value is None else f"{100 * value:.2f}%"
+
+
 def depth_summary(rows: list[dict]) -> str:
     """The best run per configuration as a Markdown table (for the log and RESULTS.md)."""
     lines = ["| kind | depth | params | best train loss | final train loss | test accuracy | lr |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['kind']}{' (diverged)' if r['diverged'] else ''} | {r['depth']} | "
-              f"{r['params']:,} | {r['best_train_loss']:.4f} | {r['final_train_loss']:.4f} | "
-              f"{100 * r['test_accuracy']:.2f}% | {r['lr']:g} |" for r in rows]
+    lines += [f"| {r['kind']} | {r['depth']} | {r['params']:,} | {_loss(r['best_train_loss'])} | "
+              f"{_loss(r['final_train_loss'])} | {_accuracy(r['test_accuracy'])} | "
+              f"{r['lr']:g} |" for r in rows]
     return "\n".join(lines)
 
 
 def grid_table(runs: list[dict]) -> str:
-    """Every run's best training loss, configurations × learning rates, as a Markdown table."""
+    """Every run's best training loss, configurations × learning rates, as a Markdown table.
+
+    A cell shows the lowest loss over its seeds and how many of them diverged (a
+    diverged run's loss is its last finite one).
+    """
     lrs = sorted({r["lr"] for r in runs})
     configs = list(dict.fromkeys((r["kind"], r["depth"]) for r in runs))
     lines = ["| kind | depth | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
@@ -221,10 +239,12 @@ def grid_table(runs: list[dict]) -> str:
     for kind, depth in configs:
         cells = []
         for lr in lrs:
-            losses = [r["best_train_loss"] for r in runs
-                      if (r["kind"], r["depth"], r["lr"]) == (kind, depth, lr)]
-            diverged = any(r["diverged"] for r in runs
-                           if (r["kind"], r["depth"], r["lr"]) == (kind, depth, lr))
-            cells.append(f"{min(losses):.4f}{' (NaN)' if diverged else ''}" if losses else "–")
+            cell = [r for r in runs if (r["kind"], r["depth"], r["lr"]) == (kind, depth, lr)]
+            losses = [r["best_train_loss"] for r in cell if r["best_train_loss"] is not None]
+            diverged = sum(r["diverged"] for r in cell)
+            text = f"{min(losses):.4f}" if losses else "–"
+            if diverged:
+                text += f" ({diverged} of {len(cell)} diverged)"
+            cells.append(text if cell else "–")
         lines.append(f"| {kind} | {depth} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

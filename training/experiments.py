@@ -16,11 +16,14 @@ test of the same code paths; its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from training import provenance
 
 COMMANDS = ("depth", "gates", "lesion")
 DEFAULT_OUT = "docs/results"
@@ -128,12 +131,13 @@ def run_depth(settings: Settings, depth_cfg) -> None:
           flush=True)
     _write_json(settings.out / "depth.json", report["rows"])
     _write_json(runs_file,
-                {"config": report["config"], "complete": True,
+                {**provenance.stamp(), "config": report["config"], "complete": True,
                  "runs_per_config": report["runs_per_config"],
                  "wall_seconds": report["wall_seconds"],
                  "train_seconds_total": report["train_seconds_total"],
                  "data": report["data"], "fitting_images": report["images"],
-                 "kept_model": name, "versions": versions(), "runs": report["runs"]})
+                 "kept_model": name if (settings.out / name).is_file() else None,
+                 "versions": versions(), "runs": report["runs"]})
     cfg = report["config"]
     low, high = report["runs_per_config"]
     title = (f"best of {low if low == high else f'{low}–{high}'} runs per configuration; "
@@ -151,13 +155,18 @@ def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
     path = settings.model or settings.out / kept_model_name(depth_cfg.keep_depth)
     model = gate_analysis.load(path)
     data = load_mnist(settings.data_dir)
+    start = time.perf_counter()
     if settings.command == "gates":
         report = gate_analysis.gates(model, data, settings.example)
     else:
         (x_fit, y_fit), _ = data.split_validation(depth_cfg.val_size)
         n = settings.lesion_train_images
         report = gate_analysis.lesion(model, data.x_test, data.y_test, x_fit[:n], y_fit[:n])
+    # The file's name and digest: a report must say which network it analysed, even
+    # after the file was copied and renamed (runs/…/highway_fc50.keras → docs/results/…).
     report["model"] = path.name
+    report["model_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    report.update(provenance.stamp(), seconds=round(time.perf_counter() - start, 1))
     _write_json(settings.out / f"{settings.command}.json", report)
     draw = plots.gates if settings.command == "gates" else plots.lesion
     draw(report, settings.out / f"{settings.command}.png")

@@ -50,8 +50,9 @@ def depth_curves(curves: dict[tuple[str, int], list[float | None]], rows: list[d
             epochs = np.arange(1, len(losses) + 1)
             values = np.array([np.nan if v is None else v for v in losses], dtype=float)
             row = by_key[(kind, depth)]
+            diverged = ", diverged" if row["diverged"] else ""
             ax.plot(epochs, values, marker=".", color=COLOURS[kind],
-                    label=f"{kind} (lr {row['lr']:g})")
+                    label=f"{kind} (lr {row['lr']:g}{diverged})")
         ax.set(title=f"{depth} layers", xlabel="epoch", yscale="log")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)

@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     import numpy as np
 
+    from training import provenance
     from training.data import load_mnist
     from training.train import versions
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['ratio_to_keras_defaults']:.2f}x")
     if args.out:
         report = {"model": args.model, "images": args.images, "batch_size": args.batch_size,
-                  "date": time.strftime("%Y-%m-%d"), "setups": summary, "versions": versions()}
+                  **provenance.stamp(), "setups": summary, "versions": versions()}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -18,7 +18,7 @@ def served(tiny_repository) -> Served:
                   metrics.create(CollectorRegistry()))
 
 
-def test_lookups_while_loading_are_unavailable_even_under_python_O(served):
+def test_lookups_while_loading_are_unavailable_even_under_python_O(served):  # noqa: N802 - the -O flag
     # Served.versions once asserted the repository was there: under -O that check is gone
     # and the call failed with an AttributeError (an INTERNAL status) instead.
     for lookup in (lambda: served.versions("highway_mnist"), lambda: served.all(),

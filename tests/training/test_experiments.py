@@ -197,3 +197,19 @@ def test_depth_gate_bias_overrides_the_paper_rule_for_highway_layers():
 
     assert biases(None) == {-1.0}  # the paper's rule at 5 layers
     assert biases(-5.0) == {-5.0}
+
+
+def test_gates_and_lesion_name_and_hash_the_model_they_analysed(results, tmp_path):
+    import hashlib
+
+    digest = hashlib.sha256((results / KEPT).read_bytes()).hexdigest()
+    for name in ("gates.json", "lesion.json"):
+        report = json.loads((results / name).read_text())
+        assert (report["model"], report["model_sha256"]) == (KEPT, digest), name
+        assert report["date"] and "cores" in report["machine"]
+    # A copied, renamed model is recorded under the name it was given, as RESULTS cites it.
+    renamed = tmp_path / "highway_fc6_full.keras"
+    shutil.copy(results / KEPT, renamed)
+    assert _run("gates", tmp_path, "--model", str(renamed)) == 0
+    report = json.loads((tmp_path / "gates.json").read_text())
+    assert (report["model"], report["model_sha256"]) == (renamed.name, digest)
