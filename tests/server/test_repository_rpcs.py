@@ -10,12 +10,12 @@ import json
 import subprocess
 import sys
 import threading
-import time
 
 import grpc
 import pytest
 
 from protos.inference import grpc_service_pb2 as kserve
+from tests.polling import wait_until
 from tests.server.repos import MODEL, copy_repository, infer_request
 
 SCRIPT = r"""
@@ -97,8 +97,10 @@ def test_unloading_answers_the_requests_it_already_queued(start_server, tiny_rep
     for t in threads:
         t.start()
     batcher = running.app.served.get(MODEL, 1).batcher
-    while batcher.queued() == 0 and not results:
-        time.sleep(0.001)  # until the requests are in the queue
+    # Until all four requests are in the batcher (queued parts plus those already run): a
+    # request that had not reached it yet would rightly get NOT_FOUND after the unload.
+    wait_until(lambda: batcher.queued() + batcher.stats.executions >= 4 * 500,
+               "all four requests queued")
     workers = batcher_threads()
     running.kserve.RepositoryModelUnload(kserve.RepositoryModelUnloadRequest(model_name=MODEL))
     for t in threads:
