@@ -20,6 +20,7 @@ from highway_core.facts import COLS, ROWS
 from highway_core.idx import IdxError, read_idx
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
+from server import channels
 
 
 class InputError(Exception):
@@ -87,27 +88,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", type=int, default=0, help="model version (0: latest)")
     parser.add_argument("--gates", action="store_true", help="also print gate activity")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    channels.add_flags(parser)
     args = parser.parse_args(argv)
     try:
+        transport = channels.from_args(args)
         batches = [(path, load(path)) for path in args.files]
-    except (InputError, IdxError) as e:
+        channel = transport.channel(args.address, options=[
+            ("grpc.max_receive_message_length", 256 << 20),
+            ("grpc.max_send_message_length", 256 << 20)])
+    except (InputError, IdxError, channels.ChannelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    with grpc.insecure_channel(args.address, options=[
-            ("grpc.max_receive_message_length", 256 << 20),
-            ("grpc.max_send_message_length", 256 << 20)]) as channel:
+    headers = transport.headers
+    with channel:
         stub = hw_grpc.ClassifierStub(channel)
         try:
             layers = []
             if args.gates:
                 info = stub.GetModelInfo(hw.GetModelInfoRequest(
-                    model_name=args.model, model_version=args.version), timeout=args.timeout)
+                    model_name=args.model, model_version=args.version), timeout=args.timeout,
+                    metadata=headers)
                 layers = list(info.highway_layers)
             for path, images in batches:
                 response = stub.Predict(hw.PredictRequest(
                     model_name=args.model, model_version=args.version,
                     images=[image.tobytes() for image in images],
-                    return_gate_activity=args.gates), timeout=args.timeout)
+                    return_gate_activity=args.gates), timeout=args.timeout, metadata=headers)
                 for i, p in enumerate(response.predictions):
                     where = f"{path}[{i}]" if len(images) > 1 else str(path)
                     line = f"{where}: {p.digit} (confidence {p.confidence:.3f})"

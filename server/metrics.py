@@ -35,6 +35,7 @@ class Metrics:
     images: Counter
     inflight: Gauge
     model_info: Gauge
+    denied: Counter
     multiprocess: bool = False
     """Values live in shared files: a gauge's ``set_function`` cannot reach them."""
     worker_requests: Counter | None = None
@@ -95,6 +96,9 @@ def create(registry: CollectorRegistry, worker: int | None = None) -> Metrics:
             "highway_model_info", "Loaded models (value 1) and their active execution provider.",
             ("model", "version", "provider"), registry=registry,
             multiprocess_mode="livemax"),  # loaded in any live worker; one series, not N
+        denied=Counter(
+            "highway_denied_requests", "Calls refused for a missing or wrong restricted-"
+            "category header (--grpc-restricted-protocol).", ("category",), registry=registry),
         **per_worker,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
@@ -56,11 +56,28 @@ class Settings:
     """Server processes sharing the gRPC port (SO_REUSEPORT); 1: one process, no supervisor."""
     log_level: str = "INFO"
     """Python logging level."""
+    tls_cert: Path | None = None
+    """PEM certificate chain of the gRPC port; with ``tls_key`` it turns TLS on."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_client_ca: Path | None = None
+    """PEM CA certificate(s): clients must present a certificate it signed (mutual TLS)."""
+    grpc_restricted_protocol: tuple[str, ...] = field(default=(), repr=False)
+    """``CATEGORY[,CATEGORY...]:KEY=VALUE`` groups (Triton's option); repr hides the keys."""
+    metrics_host: str = ""
+    """Address of the /metrics endpoint ("": the same as ``host``)."""
+    max_connections: int = 1024
+    """Most open connections (TCP accepted, TLS included); past it new ones are closed."""
+    max_concurrent_streams: int = 100
+    """Most concurrent calls per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)."""
+    max_metadata_bytes: int = 16 * 1024
+    """Largest header block (metadata) of a call; larger ones are refused."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes"):
+        for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes",
+                     "max_connections", "max_concurrent_streams", "max_metadata_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -71,6 +88,22 @@ class Settings:
             port = getattr(self, name)
             if not -1 <= port <= 65535 or (name == "grpc_port" and port < 0):
                 raise ValueError(f"--{name.replace('_', '-')} {port} is not a port number")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together (the certificate and its key)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+        if self.grpc_restricted_protocol:
+            from server.restricted import parse_groups  # ValueError naming the bad group
+
+            parse_groups(self.grpc_restricted_protocol)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gRPC port speaks TLS."""
+        return self.tls_cert is not None
+
+
+_REPEATED = "tuple[str, ...]"
 
 
 def _flag(name: str) -> str:
@@ -88,6 +121,10 @@ def parser() -> argparse.ArgumentParser:
         doc = _DOCS.get(f.name, "")
         env = ENV_PREFIX + f.name.upper()
         kind = {"int": int, "float": float}.get(str(f.type), str)
+        if f.type == _REPEATED:  # repeatable flag; in the environment separated by ";"
+            p.add_argument(_flag(f.name), dest=f.name, action="append", default=None,
+                           metavar=f.name.upper(), help=f"{doc} [env {env}, ';' between]")
+            continue
         p.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
                        metavar=f.name.upper(),
                        help=f"{doc} [env {env}; default {getattr(defaults, f.name)}]")
@@ -112,8 +149,11 @@ def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | No
                 values[f.name] = int(raw)
             elif kind == "float":
                 values[f.name] = float(raw)
-            elif kind == "Path":
-                values[f.name] = Path(raw)
+            elif kind in ("Path", "Path | None"):
+                values[f.name] = Path(raw) if raw else None
+            elif kind == _REPEATED:
+                items = raw.split(";") if isinstance(raw, str) else raw
+                values[f.name] = tuple(item.strip() for item in items if item.strip())
             else:
                 values[f.name] = str(raw)
         except ValueError:
@@ -136,4 +176,14 @@ _DOCS = {
     "intra_op_threads": "ONNX Runtime intra-op threads per worker (0: CPU cores / workers)",
     "workers": "server processes sharing the gRPC port (SO_REUSEPORT)",
     "log_level": "DEBUG, INFO, WARNING, ERROR",
+    "tls_cert": "PEM certificate (chain) of the gRPC port; turns TLS on (with --tls-key); "
+                "replaced files are served to new connections",
+    "tls_key": "PEM private key of --tls-cert",
+    "tls_client_ca": "PEM CA bundle; clients must present a certificate it signed (mutual TLS)",
+    "grpc_restricted_protocol": "CATEGORY[,CATEGORY...]:KEY=VALUE, repeatable: calls of these "
+                                "categories need header KEY with VALUE (as Triton's option)",
+    "metrics_host": "bind address of /metrics (empty: the same as --host)",
+    "max_connections": "most open connections; past it new ones are closed",
+    "max_concurrent_streams": "most concurrent calls per connection (HTTP/2)",
+    "max_metadata_bytes": "largest header block of a call",
 }
