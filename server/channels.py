@@ -54,12 +54,20 @@ class Transport:
 
     def channel(self, address: str, options: Sequence[tuple[str, object]] = ()) -> grpc.Channel:
         """A channel to ``address`` (host:port) that speaks this transport."""
-        options = list(options)
         if not self.tls:
-            return grpc.insecure_channel(address, options=options)
-        if self.server_name:
-            options.append(("grpc.ssl_target_name_override", self.server_name))
-        return grpc.secure_channel(address, self.credentials(), options=options)
+            return grpc.insecure_channel(address, options=list(options))
+        return grpc.secure_channel(address, self.credentials(), options=self._options(options))
+
+    def aio_channel(self, address: str, options: Sequence[tuple[str, object]] = ()
+                    ) -> grpc.aio.Channel:
+        """The same for asyncio clients."""
+        if not self.tls:
+            return grpc.aio.insecure_channel(address, options=list(options))
+        return grpc.aio.secure_channel(address, self.credentials(), options=self._options(options))
+
+    def _options(self, options: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
+        extra = [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+        return [*options, *extra]
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

@@ -98,3 +98,16 @@ def test_targets_include_the_python_grpc_floor_and_the_ceiling_it_implies():
     assert targets["ModelInfer c=1 gRPC floor p50 (no model) <= 0.3 ms"] == (
         pytest.approx(0.4), False)
     assert targets["ModelInfer c=1 p50 <= raw b1 p50 + 0.3 ms"] == (pytest.approx(0.6), False)
+
+
+def test_tls_run_drives_the_real_server_over_tls(tiny_repository, tmp_path):
+    out = tmp_path / "bench_tls.json"
+    done = _bench("--quick", "--tls", "--no-naive", "--no-floor", "--apis", "Predict",
+                  "--repository", str(tiny_repository), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["settings"]["tls"] is True
+    assert {r["server"] for r in result["runs"]} == {"real"}
+    for run in result["runs"]:
+        assert run["requests"] > 0 and run["errors"] == 0, run["error_codes"]
+        assert run["answers_checked"] == 2

@@ -42,7 +42,7 @@ def shared_server(base_settings):
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
-    """A throw-away CA, server and client certificates (see tests/server/certs.py)."""
-    from tests.server.certs import make_pki
+    """A throw-away CA, server and client certificates (see bench/certs.py)."""
+    from bench.certs import make_pki
 
     return make_pki(tmp_path_factory.mktemp("pki"))

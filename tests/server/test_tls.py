@@ -1,4 +1,4 @@
-"""TLS and mutual TLS on the gRPC port, with real certificates (tests/server/certs.py)."""
+"""TLS and mutual TLS on the gRPC port, with real certificates (bench/certs.py)."""
 
 from __future__ import annotations
 

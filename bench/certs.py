@@ -1,4 +1,4 @@
-"""A throw-away PKI for the TLS tests, made with ``cryptography``.
+"""A throw-away PKI for TLS benchmarks and tests, made with ``cryptography``.
 
 Two CAs (``ca`` and a ``wrong_ca``), server certificates for localhost and
 127.0.0.1 (a current one, a second one for rotation, an expired one), client
