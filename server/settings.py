@@ -31,7 +31,7 @@ class Settings:
     model_repository: Path = default_repository()
     """Triton-layout repository: <repo>/<model>/config.pbtxt and <version>/model.onnx."""
     host: str = "0.0.0.0"
-    """Address the gRPC and metrics servers bind to."""
+    """Address the gRPC server (and, unless ``metrics_host`` is set, /metrics) binds to."""
     grpc_port: int = 8001
     """gRPC port (0: any free port)."""
     metrics_port: int = 8002
