@@ -62,7 +62,9 @@ class App:
         """Starts gRPC (health NOT_SERVING) and the metrics endpoint."""
         s = self.settings
         if s.tls:  # every file checked before anything binds: a bad one is one line, exit 1
-            self.certificates = Certificates(s.tls_cert, s.tls_key, s.tls_client_ca)
+            self.certificates = Certificates(
+                s.tls_cert, s.tls_key, s.tls_client_ca,
+                lambda loaded: self.metrics.certificate_expiry.set(loaded.not_after.timestamp()))
         restrictions = parse_groups(s.grpc_restricted_protocol)
         self.server = grpc.aio.server(
             options=server_options(s, shared_port=self.fleet is not None),

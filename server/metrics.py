@@ -36,6 +36,7 @@ class Metrics:
     inflight: Gauge
     model_info: Gauge
     denied: Counter
+    certificate_expiry: Gauge
     multiprocess: bool = False
     """Values live in shared files: a gauge's ``set_function`` cannot reach them."""
     worker_requests: Counter | None = None
@@ -99,6 +100,10 @@ def create(registry: CollectorRegistry, worker: int | None = None) -> Metrics:
         denied=Counter(
             "highway_denied_requests", "Calls refused for a missing or wrong restricted-"
             "category header (--grpc-restricted-protocol).", ("category",), registry=registry),
+        certificate_expiry=Gauge(
+            "highway_tls_certificate_expiry_timestamp_seconds", "When the gRPC port's TLS "
+            "certificate in use expires (Unix time); 0 without TLS.", registry=registry,
+            multiprocess_mode="livemin"),  # the soonest among live workers
         **per_worker,
     )
 

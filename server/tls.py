@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,12 +125,15 @@ def _signature(paths: tuple[Path, ...]) -> tuple:
 class Certificates:
     """The files behind the gRPC port's TLS, reloaded when they change on disk."""
 
-    def __init__(self, cert: Path, key: Path, client_ca: Path | None):
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None,
+                 on_load: Callable[[Loaded], None] = lambda loaded: None):
+        self._on_load = on_load  # e.g. the expiry metric
         self._paths = (cert, key) + ((client_ca,) if client_ca is not None else ())
         self._args = (cert, key, client_ca)
         self._seen = _signature(self._paths)
         self.current = load(*self._args)
         self.reloads = 0
+        on_load(self.current)
         log.info("TLS on: certificate %s, valid until %s%s", self.current.subject,
                  f"{self.current.not_after:%Y-%m-%d %H:%M} UTC",
                  "; client certificates required" if client_ca is not None else "")
@@ -158,6 +162,7 @@ class Certificates:
             return None
         self.current = loaded
         self.reloads += 1
+        self._on_load(loaded)
         log.info("TLS certificate reloaded: %s, valid until %s UTC", loaded.subject,
                  f"{loaded.not_after:%Y-%m-%d %H:%M}")
         return self.configuration(loaded)

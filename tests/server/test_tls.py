@@ -15,6 +15,7 @@ import time
 
 import grpc
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server import client, healthcheck
@@ -137,6 +138,9 @@ def test_a_replaced_certificate_is_served_to_the_next_new_connection(start_serve
     assert fingerprint(port) == der_fingerprint(pki.server_rotated.cert)  # the very next one
     print(f"rotation picked up {1000 * (time.monotonic() - replaced):.1f} ms after the key")
     assert running.app.certificates.reloads == 1
+    rotated = x509.load_pem_x509_certificate(pki.server_rotated.cert.read_bytes())
+    assert running.metric("highway_tls_certificate_expiry_timestamp_seconds") == \
+        rotated.not_valid_after_utc.timestamp()
     # A connection made before the rotation goes on working.
     assert stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status == SERVING
     old.close()
