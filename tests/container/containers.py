@@ -6,6 +6,7 @@ real podman or docker CLI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,10 @@ from server.healthcheck import ProbeSettings, probe
 log = logging.getLogger("container")
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE_TAG = "highway-mnist:test"
+# One tag per checkout: parallel checkouts sharing one engine's image store must not
+# run each other's builds (seen: a build from another checkout retagged between
+# this session's build and its `run`).
+IMAGE_TAG = f"highway-mnist:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]}"
 BUILD_TIMEOUT_S = 1800  # a cold build downloads ~100 MB of wheels
 SERVING_TIMEOUT_S = 120
 SETUP_HINT = "as root: bash ../shared/container/podman-setup.sh (installs podman)"
