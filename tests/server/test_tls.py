@@ -203,3 +203,32 @@ def test_the_server_process_exits_1_for_an_expired_certificate_given_by_environm
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"highway-serve: error: --tls-cert {pki.server_expired.cert}: "
                            "the certificate 'CN=expired' expired on ")
+
+
+def test_workers_serve_tls_on_one_port_and_a_bad_certificate_stops_the_supervisor(
+        tiny_repository, pki, tmp_path):
+    from bench.harness import check_answer, real_server
+    from tests.reliability.support import infer_bytes
+
+    server = real_server(tiny_repository, "cpu", 1, ["--workers", "2"], tmp_path / "log",
+                         tls_folder=tmp_path)
+    try:
+        server.wait_ready("/inference.GRPCInferenceService/ModelInfer", infer_bytes(1))
+        for _ in range(4):  # separate connections, spread over the workers by the kernel
+            with server.transport.channel(server.target, options=[
+                    ("grpc.use_local_subchannel_pool", 1)]) as channel:
+                answer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")(
+                    infer_bytes(2), timeout=30)
+                check_answer("ModelInfer", answer, 2)
+        assert check(int(server.target.rsplit(":", 1)[1]), Transport()) == \
+            grpc.StatusCode.UNAVAILABLE
+    finally:
+        assert server.stop() == 0
+    environ = {**os.environ, "HIGHWAY_HOST": "127.0.0.1", "HIGHWAY_GRPC_PORT": "0",
+               "HIGHWAY_METRICS_PORT": "-1", "HIGHWAY_WORKERS": "2",
+               "HIGHWAY_TLS_CERT": str(pki.server.cert), "HIGHWAY_TLS_KEY": str(pki.client.key)}
+    done = subprocess.run([sys.executable, "-m", "server"], env=environ, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "does not belong to the certificate" in line
