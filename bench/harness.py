@@ -109,7 +109,7 @@ class ServerProcess:
         """Polls grpc.health.v1 until SERVING (under --workers: every worker loaded)."""
         deadline = time.monotonic() + timeout
         request = health_pb2.HealthCheckRequest()
-        with grpc.insecure_channel(self.target) as channel:
+        with self.transport.channel(self.target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.proc.poll() is not None:
