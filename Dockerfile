@@ -65,13 +65,17 @@ WORKDIR /src
 COPY --from=requirements /src/requirements.txt /src/constraints.txt ./
 RUN /opt/venv/bin/pip install --quiet -c constraints.txt -r requirements.txt setuptools wheel
 
-# Then the code: only the server and its protos (training/ and export/ stay out).
+# Then the code: only the server and its protos (training/ and export/ stay out), and
+# so only the commands whose code is here: highway-train and highway-export are
+# dropped from this copy of pyproject.toml before the install.
+COPY scripts/prune_console_scripts.py /tmp/
 COPY --from=requirements /src/pyproject.toml ./
 COPY README.md ./
 COPY protos ./protos
 COPY highway_core ./highway_core
 COPY server ./server
-RUN /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation . \
+RUN python /tmp/prune_console_scripts.py pyproject.toml \
+ && /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation . \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/pip uninstall --quiet --yes setuptools wheel pip
 

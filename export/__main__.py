@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from export.errors import ExportError, one_line
-from export.repository import DEFAULT_NAME
+from export.errors import ExportError
+from highway_core.facts import MODEL_NAME as DEFAULT_NAME
+from highway_core.messages import missing_extra, one_line
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="version number (default: the next free one)")
     p.add_argument("--data-dir", default=None,
                    help="MNIST IDX folder for verification (default: $HIGHWAY_DATA_DIR, then "
-                   "tests/fixtures/mnist, then Keras' downloader)")
+                   "tests/fixtures/mnist under the working directory, then Keras' downloader)")
     p.add_argument("--images", type=int, default=1000,
                    help="real test images to compare Keras and ONNX on (at least 1000)")
     p.add_argument("--with-keras", action="store_true",
@@ -33,7 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # TensorFlow is imported (quietly) only once a model file is there to load, so that
-    # mistakes in the arguments are answered at once.
+    # mistakes in the arguments are answered at once. A server-only install has this
+    # command too (one distribution): it says what is missing instead of a traceback.
+    missing = missing_extra(("tensorflow", "tf2onnx", "onnx"), "train")
+    if missing:
+        print(f"highway-export: error: {missing}", file=sys.stderr)
+        return 2
     from export.exporter import export_model
 
     try:

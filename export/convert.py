@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from export.errors import ExportError, first_line
+from export.errors import ExportError
 from highway_core.facts import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAMES
+from highway_core.messages import first_line
 from training import model_api
 
 if TYPE_CHECKING:  # keras imports TensorFlow: only when the export actually runs

@@ -88,22 +88,55 @@ def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def config_text(name: str, highway_layers: Sequence[str]) -> str:
-    """``config.pbtxt`` in protobuf text format; field names as Triton's model_config.proto."""
+def config_text(name: str, highway_layers: Sequence[str],
+                existing: mc.ModelConfig | None = None) -> str:
+    """``config.pbtxt`` in protobuf text format; field names as Triton's model_config.proto.
+
+    It states every field the server applies: tensors, ``max_batch_size`` (images per
+    run), ``dynamic_batching`` and ``version_policy``. The serving fields of an
+    ``existing`` config (an operator's batching or version policy) are kept.
+    """
     layers = ",".join(highway_layers)
+    max_batch = DEFAULT_MAX_BATCH_SIZE
+    dynamic = f"{{ max_queue_delay_microseconds: {DEFAULT_QUEUE_DELAY_US} }}"
+    policy = "{ latest { num_versions: 1 } }"
+    if existing is not None:
+        max_batch = existing.max_batch_size or max_batch
+        if existing.HasField("dynamic_batching"):
+            dynamic = _one_line(existing.dynamic_batching)
+        if existing.HasField("version_policy"):
+            policy = _one_line(existing.version_policy)
     return (
         f'name: "{name}"\n'
         'platform: "onnxruntime_onnx"\n'
-        f"max_batch_size: {DEFAULT_MAX_BATCH_SIZE}\n"
+        f"max_batch_size: {max_batch}\n"
         f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_UINT8 dims: [ {ROWS}, {COLS} ] }} ]\n'
         "output [\n"
         f'  {{ name: "{PROBABILITIES}" data_type: TYPE_FP32 dims: [ {NUM_CLASSES} ] '
         'label_filename: "labels.txt" },\n'
         f'  {{ name: "{GATE_ACTIVITY}" data_type: TYPE_FP32 dims: [ {len(highway_layers)} ] }}\n'
         "]\n"
-        f"dynamic_batching {{ max_queue_delay_microseconds: {DEFAULT_QUEUE_DELAY_US} }}\n"
+        f"dynamic_batching {dynamic}\n"
+        f"version_policy: {policy}\n"
         f'parameters {{ key: "highway_layers" value: {{ string_value: "{layers}" }} }}\n'
     )
+
+
+def _one_line(message) -> str:
+    return "{ " + text_format.MessageToString(message, as_one_line=True) + " }"
+
+
+def read_config(path: Path) -> mc.ModelConfig | None:
+    """An existing config.pbtxt, or None when there is none or it does not parse."""
+    try:
+        return text_format.Parse(path.read_text(errors="replace"), mc.ModelConfig(),
+                                 allow_unknown_field=True)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ExportError(f"cannot read {path}: {_reason(e)}") from None
+    except text_format.ParseError:
+        return None
 
 
 def check_same_interface(model_dir: Path, highway_layers: Sequence[str]) -> None:
@@ -112,18 +145,11 @@ def check_same_interface(model_dir: Path, highway_layers: Sequence[str]) -> None
     One ``config.pbtxt`` describes every version (Triton's rule), and its
     ``gate_activity`` width is the number of highway layers.
     """
-    config = model_dir / "config.pbtxt"
-    if not versions(model_dir) or not config.is_file():
+    if not versions(model_dir) or not (model_dir / "config.pbtxt").is_file():
         return
-    try:
-        parsed = text_format.Parse(config.read_text(errors="replace"), mc.ModelConfig(),
-                                   allow_unknown_field=True)
-        param = parsed.parameters.get("highway_layers")
-        existing = param.string_value.split(",") if param else None
-    except OSError as e:
-        raise ExportError(f"cannot read {config}: {_reason(e)}") from None
-    except text_format.ParseError:
-        existing = None
+    parsed = read_config(model_dir / "config.pbtxt")
+    param = parsed.parameters.get("highway_layers") if parsed is not None else None
+    existing = param.string_value.split(",") if param else None
     if existing != list(highway_layers):
         raise ExportError(
             f"{model_dir} holds versions with highway layers {existing}, this model has "
@@ -133,7 +159,8 @@ def check_same_interface(model_dir: Path, highway_layers: Sequence[str]) -> None
 def write_model_files(model_dir: Path, name: str, highway_layers: Sequence[str]) -> None:
     """Write (replace) ``config.pbtxt`` and ``labels.txt`` beside the version folders."""
     try:
-        _write_atomic(model_dir / "config.pbtxt", config_text(name, highway_layers))
+        existing = read_config(model_dir / "config.pbtxt")
+        _write_atomic(model_dir / "config.pbtxt", config_text(name, highway_layers, existing))
         _write_atomic(model_dir / "labels.txt", "\n".join(LABELS) + "\n")
     except OSError as e:
         raise ExportError(f"cannot write model config in {model_dir}: {_reason(e)}") from None

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -26,8 +25,10 @@ import numpy as np
 import onnx
 
 from export import gates, parity, plots
-from export.errors import ExportError, VerificationError, first_line, one_line
+from export.errors import ExportError, VerificationError
 from export.repository import sha256
+from highway_core.messages import first_line, one_line
+from highway_core.versions import library_versions as _versions
 from training import model_api
 
 if TYPE_CHECKING:
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 TOLERANCE = 1e-5  # max |keras − onnx| allowed on probabilities and gate means
 MIN_IMAGES = 1000  # parity needs at least this many real test images
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_DIR = PROJECT_ROOT / "tests" / "fixtures" / "mnist"
+# Relative to the working directory (a checkout's root), not to this file: installed
+# with a plain `pip install .`, this file lives in site-packages, beside no tests/.
+FIXTURE_DIR = Path("tests", "fixtures", "mnist")
 REPORT_NAME = "verification.json"
 
 
@@ -173,29 +175,21 @@ def summary(report: dict) -> str:
 
 
 def _display(source: str) -> str:
-    """A data source as recorded: relative inside the project, else just the folder name
-    (reports are committed with the shipped model; no machine paths in them)."""
+    """A data source as recorded: relative inside the working directory (the checkout's root),
+    else just the folder name (reports are committed with the shipped model; no machine
+    paths in them)."""
     path = Path(source)
     if not path.is_dir():
         return source  # e.g. "keras.datasets.mnist"
     try:
-        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.name
 
 
 def library_versions() -> dict[str, str]:
     """Versions of everything that shaped the exported graph (recorded in metadata)."""
-    import keras
-    import numpy
-    import onnxruntime
-    import tensorflow as tf
-    import tf2onnx
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "numpy": numpy.__version__}
+    return _versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy")
 
 
 def check_images(images: int) -> None:
@@ -228,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="the exported model.onnx")
     p.add_argument("--keras", required=True, help="the .keras model it was exported from")
     p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: "
-                   "$HIGHWAY_DATA_DIR, then tests/fixtures/mnist, then Keras' downloader)")
+                   "$HIGHWAY_DATA_DIR, then tests/fixtures/mnist under the working directory, then "
+                   "Keras' downloader)")
     p.add_argument("--images", type=int, default=MIN_IMAGES,
                    help=f"test images to compare (at least {MIN_IMAGES})")
     args = p.parse_args(argv)

@@ -21,9 +21,14 @@ GATE_ACTIVITY = "gate_activity"
 OUTPUT_NAMES = (PROBABILITIES, GATE_ACTIVITY)
 
 DEFAULT_MAX_BATCH_SIZE = 64
-"""Most images in one ONNX Runtime run, unless a config or a flag says otherwise."""
+"""Most images in one ONNX Runtime run, unless ``--max-batch-size`` says otherwise.
+
+The export also writes it into config.pbtxt (for Triton); our server reads its
+batching from its own settings only and checks the config's value is at least 1.
+"""
 DEFAULT_QUEUE_DELAY_US = 500
-"""Longest wait for more requests to join a batch, in microseconds."""
+"""Longest wait for more requests to join a batch, in microseconds (``--max-queue-delay-us``;
+config.pbtxt's ``dynamic_batching`` gets the same number, which only Triton reads)."""
 
 MODEL_FILENAME = "model.onnx"
 

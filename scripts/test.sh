@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/venv.sh "train,dev"
 echo "==> ruff"
-.venv/bin/ruff check highway_core training export server protos tests bench
+.venv/bin/ruff check highway_core training export server protos tests bench scripts
 echo "==> hadolint"
 .venv/bin/hadolint Dockerfile
 echo "==> pytest"

@@ -1,9 +1,10 @@
 """Composition: ports, models, batchers, health, reflection, metrics, graceful drain.
 
-Start order: bind the gRPC port (health NOT_SERVING), load and warm every model,
-then SERVING. Shutdown: NOT_SERVING and UNAVAILABLE for new calls at once,
-finish the calls already in handlers (up to the grace period), then stop the
-gRPC server; stopping first would cancel calls queued but not yet in a handler.
+Start order: bind the gRPC port (health NOT_SERVING), load and warm the models the
+control mode names (registry.py), then SERVING; in poll mode the poller starts.
+Shutdown: NOT_SERVING and UNAVAILABLE for new calls at once, finish the calls
+already in handlers (up to the grace period), then stop the gRPC server; stopping
+first would cancel calls queued but not yet in a handler.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,11 +22,12 @@ from prometheus_client import CollectorRegistry
 from protos.highway.v1 import classifier_pb2
 from protos.inference import grpc_service_pb2
 from server import metrics as metrics_module
-from server import repository as repository_module
-from server.batching import Batcher, BatchSettings
+from server import repository
 from server.calls import Calls, service_handler
-from server.errors import StartupError
+from server.errors import ModelLoadError, StartupError
 from server.fleet import READY, STOPPED, Fleet
+from server.poller import Poller
+from server.registry import Registry
 from server.restricted import RestrictedCalls, parse_groups
 from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
@@ -57,6 +60,7 @@ class App:
         self._httpd = None
         self._follower: asyncio.Task | None = None
         self.certificates: Certificates | None = None
+        self.poller: Poller | None = None
 
     async def bind(self) -> None:
         """Starts gRPC (health NOT_SERVING) and the metrics endpoint."""
@@ -102,21 +106,32 @@ class App:
                                    f"{s.metrics_port}: {e.strerror}") from None
 
     async def load(self) -> None:
-        """Loads and warms every model off the event loop, then reports SERVING."""
+        """Loads what the control mode asks for (off the event loop), then reports SERVING.
+
+        Any model that fails at start stops the server (Triton's default); later
+        failures (poll, explicit loads) leave what serves untouched.
+        """
         s = self.settings
-        loop = asyncio.get_running_loop()
-        repo = await loop.run_in_executor(None, repository_module.load, s.model_repository,
-                                          s.device, s.intra_op_threads)
-        batch = BatchSettings(s.max_batch_size, s.max_queue_delay_us, s.max_queue)
-        for model in repo.all():
-            await loop.run_in_executor(None, model.runtime.warm_up, s.max_batch_size)
-            self.served.batchers[(model.name, model.version)] = Batcher(
-                model.runtime.run, batch, self.metrics, name=f"{model.name}-{model.version}")
-            self.metrics.model_info.labels(model=model.name, version=str(model.version),
-                                           provider=model.runtime.provider).set(1)
-            log.info("model %s version %d ready on %s", model.name, model.version,
-                     model.runtime.provider)
-        self.served.repository = repo
+        registry = Registry(s, self.metrics)
+        names = None  # every model in the repository
+        if s.model_control_mode == "explicit":
+            on_disk = repository.model_names(s.model_repository)
+            names = on_disk if "*" in s.load_model else list(s.load_model)
+            for name in names:
+                if name not in on_disk:
+                    raise ModelLoadError(f"--load-model {name}: no such model folder in "
+                                         f"{s.model_repository}")
+        problems = await registry.sync(names, at_start=True)
+        if not problems and s.model_control_mode == "none" and not registry.names():
+            problems = [f"model repository {s.model_repository} holds no models (see README: "
+                        "making a model repository)"]
+        if problems:
+            await registry.close()
+            raise ModelLoadError(problems[0])
+        self.served.registry = registry
+        if s.model_control_mode == "poll":
+            self.poller = Poller(registry, s.repository_poll_secs)
+            self.poller.start()
         if self.fleet is None:
             await self._publish_ready(True)
         else:  # SERVING once every worker is ready, NOT_SERVING when any is not
@@ -161,8 +176,10 @@ class App:
             log.warning("grace period over with %d request(s) unfinished", self.calls.active)
         if self.server is not None and close_transport:
             await self.server.stop(0.5)
-        for batcher in self.served.batchers.values():
-            batcher.close(timeout=5)
+        if self.poller is not None:
+            await self.poller.stop()
+        if self.served.registry is not None:
+            await self.served.registry.close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -224,15 +241,15 @@ class BackgroundServer:
         """Binds (and loads, unless told not to); raises what the server raised."""
         self._thread.start()
         self._bound.wait(timeout)
-        if self._load:
-            self.call(self._wait_ready(), timeout)
+        # Waited for from this thread: a failed load ends the loop, which would then
+        # never run a waiting coroutine.
+        deadline = time.monotonic() + timeout
+        while (self._load and not self.app.calls.ready and self._error is None
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
         if self._error is not None:
             raise self._error
         return self
-
-    async def _wait_ready(self) -> None:
-        while not self.app.calls.ready and self._error is None:
-            await asyncio.sleep(0.01)
 
     def call(self, coroutine, timeout: float = 120):
         """Runs a coroutine on the server's loop and returns its result."""

@@ -7,7 +7,7 @@ request's future with its slice of the outputs. The model never knows.
 Adaptive waiting: a request that finds nobody else queued runs at once (no
 queue delay at concurrency 1); only when several requests are already in the
 batch does the worker wait, up to ``max_queue_delay_us`` after the oldest
-arrived, for more to join.
+arrived, for more to join, unless the batch already has one of the preferred sizes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class BatchSettings:
     """Longest wait after the oldest queued request for more to join (when several wait)."""
     max_queue: int = 1024
     """Most queued (not yet running) request parts; past it: Overloaded."""
+    preferred_batch_sizes: tuple[int, ...] = ()
+    """Batch sizes run as soon as they are reached, without waiting out the delay (Triton's
+    ``preferred_batch_size``)."""
 
 
 class RunStats:
@@ -169,7 +172,8 @@ class Batcher:
                         continue
                     batch.append(item)
                     total += len(item.images)
-                full = total >= limit or (self._queue and total > 0)
+                full = (total >= limit or (self._queue and total > 0)
+                        or total in self._settings.preferred_batch_sizes)
                 # Wait for company only when there is evidence of concurrency.
                 if full or len(batch) < 2 or delay <= 0 or self._closed:
                     break

@@ -48,3 +48,10 @@ class StartupError(Exception):
 
 class ModelLoadError(StartupError):
     """A missing, corrupt or inconsistent model at start; the message is one line."""
+
+
+class NotYet(ModelLoadError):
+    """A model file that cannot be read yet (still being written, or not yet permitted).
+
+    At start it is an error like any other; while polling it means "retry at the next poll".
+    """

@@ -20,6 +20,7 @@ LATENCY_BUCKETS = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Metrics:
     model_info: Gauge
     denied: Counter
     certificate_expiry: Gauge
+    model_load_duration: Histogram
+    model_loads: Counter
     multiprocess: bool = False
     """Values live in shared files: a gauge's ``set_function`` cannot reach them."""
     worker_requests: Counter | None = None
@@ -97,6 +100,13 @@ def create(registry: CollectorRegistry, worker: int | None = None) -> Metrics:
             "highway_model_info", "Loaded models (value 1) and their active execution provider.",
             ("model", "version", "provider"), registry=registry,
             multiprocess_mode="livemax"),  # loaded in any live worker; one series, not N
+        model_load_duration=Histogram(
+            "highway_model_load_duration_seconds",
+            "Loading one model version: session, checks and warm-up (successful loads).",
+            ("model", "version"), buckets=LOAD_BUCKETS, registry=registry),
+        model_loads=Counter(
+            "highway_model_loads", "Model version loads, by outcome (success, failure).",
+            ("model", "version", "outcome"), registry=registry),
         denied=Counter(
             "highway_denied_requests", "Calls refused for a missing or wrong restricted-"
             "category header (--grpc-restricted-protocol).", ("category",), registry=registry),

@@ -1,33 +1,36 @@
-"""Finds and loads every model version of a Triton-layout repository.
+"""The model repository on disk: Triton's layout, read one model version at a time.
 
-``REPO/<model>/config.pbtxt`` (Triton's text format, parsed into our own
-``ModelConfig`` subset, unknown fields allowed) and ``REPO/<model>/<N>/model.onnx``;
-each version gets its own ONNX Runtime session, cross-checked against the config.
+``REPO/<model>/config.pbtxt`` (optional; see :mod:`server.model_config`) and
+``REPO/<model>/<N>/model.onnx``. Folders starting with a dot are never read, so a
+version can be written under ``.staging`` and renamed into place (one atomic
+step). A *fingerprint* (names, sizes and modification times of a version's files
+and of the config) tells the poller what changed since the last look.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import text_format
-
 from highway_core.facts import MODEL_FILENAME, MODEL_NAME, version_folders
 from protos.inference import model_config_pb2 as mc
-from server.errors import ModelLoadError, NotFound
+from server import model_config
+from server.batching import Batcher, BatchSettings
+from server.errors import ModelLoadError, NotYet
 from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = MODEL_NAME
-_DATATYPES = {mc.TYPE_UINT8: "UINT8", mc.TYPE_FP32: "FP32"}
+Fingerprint = tuple[tuple[str, int, int], ...]
 
 
 @dataclass
 class ModelVersion:
-    """One loaded version: its session, config and the names the API reports."""
+    """One loaded version: its session, applied config and the names the API reports."""
 
     name: str
     version: int
@@ -36,61 +39,63 @@ class ModelVersion:
     highway_layers: list[str]
     output_names: list[str] = field(default_factory=list)
     """The config's outputs in its order: what ModelInfer returns when none are asked for."""
+    batch: BatchSettings = BatchSettings()
+    """How this version's requests are merged into runs (its config, flags as defaults)."""
+    batcher: Batcher | None = None
+    """Set by the registry once the version is warm."""
 
 
-@dataclass
-class Repository:
-    """Loaded models by name, then version."""
-
-    models: dict[str, dict[int, ModelVersion]]
-
-    def get(self, name: str, version: int = 0) -> ModelVersion:
-        """The named model's version (0: latest); NotFound names what exists."""
-        name = name or DEFAULT_MODEL
-        versions = self.models.get(name)
-        if versions is None:
-            raise NotFound(f"unknown model {name!r}; loaded: {', '.join(sorted(self.models))}")
-        if version == 0:
-            return versions[max(versions)]
-        if version not in versions:
-            raise NotFound(f"model {name!r} has no version {version}; loaded: "
-                           f"{', '.join(map(str, sorted(versions)))}")
-        return versions[version]
-
-    def all(self) -> list[ModelVersion]:
-        """Every loaded version, by model name then version."""
-        return [v for name in sorted(self.models) for _, v in sorted(self.models[name].items())]
+def model_names(root: Path) -> list[str]:
+    """The model folders of the repository (hidden ones skipped), sorted."""
+    if not root.is_dir():
+        raise ModelLoadError(f"model repository {root} not found (see README: making a model "
+                             "repository)")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_config(path: Path) -> mc.ModelConfig:
-    """Parses a config.pbtxt (fields outside our subset are skipped)."""
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: config.pbtxt not found")
+def version_numbers(model_dir: Path) -> list[int]:
+    """The version folders (positive integers) of a model, ascending."""
     try:
-        return text_format.Parse(path.read_text(), mc.ModelConfig(), allow_unknown_field=True)
-    except (text_format.ParseError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{path}: not a valid model config: {e}") from None
+        return version_folders(model_dir)
+    except OSError:  # removed or renamed meanwhile
+        return []
 
 
-def _check(config: mc.ModelConfig, runtime: Runtime, where: Path) -> None:
-    """The config and the ONNX model must describe the same tensors."""
-    if config.max_batch_size < 1:
-        raise ModelLoadError(f"{where}: max_batch_size must be at least 1 (batched model)")
-    declared = {t.name: t for t in [*config.input, *config.output]}
-    actual = {t.name: t for t in [*runtime.inputs, *runtime.outputs]}
-    if set(declared) != set(actual):
-        raise ModelLoadError(f"{where}: config tensors {sorted(declared)} do not match the "
-                             f"model's {sorted(actual)}")
-    for name, spec in actual.items():
-        want = declared[name]
-        if _DATATYPES.get(want.data_type) != spec.datatype:
-            raise ModelLoadError(f"{where}: tensor {name!r} is {spec.datatype} in the model but "
-                                 f"{mc.DataType.Name(want.data_type)} in the config")
-        dims = tuple(want.dims)
-        if len(dims) != len(spec.shape) - 1 or any(
-                a != b for a, b in zip(dims, spec.shape[1:], strict=False) if b != -1):
-            raise ModelLoadError(f"{where}: tensor {name!r} has shape {list(spec.shape)} in the "
-                                 f"model but dims {list(dims)} in the config")
+def fingerprint(model_dir: Path, version: int) -> Fingerprint:
+    """What identifies one version's files and the model's config (a change means reload).
+
+    The config counts by content (exporters rewrite it unchanged), model files by
+    size and modification time (they are large, and a new copy gets a new time).
+    """
+    entries = []
+    try:
+        digest = hashlib.sha256((model_dir / model_config.CONFIG_FILE).read_bytes()).hexdigest()
+        entries.append((model_config.CONFIG_FILE, 0, int(digest[:15], 16)))
+    except OSError:
+        pass  # none (defaults apply) or unreadable (reported when it is read)
+    for path in sorted((model_dir / str(version)).rglob("*")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            entries.append((str(path.relative_to(model_dir)), st.st_size, st.st_mtime_ns))
+    return tuple(entries)
+
+
+def _model_file(model_dir: Path, config: mc.ModelConfig, version: int) -> Path:
+    """The version's ONNX file, readable; NotYet while it is missing or unreadable."""
+    path = model_dir / str(version) / (config.default_model_filename or MODEL_FILENAME)
+    if not (model_dir / str(version)).is_dir():
+        raise ModelLoadError(f"{model_dir}: version {version} has no folder")
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except FileNotFoundError:
+        raise NotYet(f"{path}: model file not found") from None
+    except OSError as e:
+        raise NotYet(f"{path}: cannot read yet ({e.strerror or type(e).__name__})") from None
+    return path
 
 
 def _highway_layers(config: mc.ModelConfig, runtime: Runtime) -> list[str]:
@@ -106,35 +111,9 @@ def _highway_layers(config: mc.ModelConfig, runtime: Runtime) -> list[str]:
 
 def load_version(model_dir: Path, config: mc.ModelConfig, version: int, device: str,
                  intra_op_threads: int) -> ModelVersion:
-    """Loads and checks one ``<model>/<version>/model.onnx``."""
-    path = model_dir / str(version) / (config.default_model_filename or MODEL_FILENAME)
+    """Loads one version and checks it against the config (ModelLoadError, one line)."""
+    path = _model_file(model_dir, config, version)
     runtime = Runtime(path, device, intra_op_threads)
-    _check(config, runtime, path)
-    return ModelVersion(config.name or model_dir.name, version, runtime, config,
-                        _highway_layers(config, runtime), [o.name for o in config.output])
-
-
-def load(root: Path, device: str = "auto", intra_op_threads: int = 0) -> Repository:
-    """Loads every model version under ``root``; ModelLoadError (one line) on any problem."""
-    if not root.is_dir():
-        raise ModelLoadError(f"model repository {root} not found (see README: making a model "
-                             "repository)")
-    models: dict[str, dict[int, ModelVersion]] = {}
-    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and
-                            not p.name.startswith(".")):
-        config = read_config(model_dir / "config.pbtxt")
-        if config.name and config.name != model_dir.name:
-            raise ModelLoadError(f"{model_dir}: config name {config.name!r} differs from the "
-                                 "folder name")
-        versions = version_folders(model_dir)
-        if not versions:
-            raise ModelLoadError(f"{model_dir}: no version folders (1/, 2/, …) with a model")
-        models[model_dir.name] = {}
-        for v in versions:
-            loaded = load_version(model_dir, config, v, device, intra_op_threads)
-            models[model_dir.name][v] = loaded
-            log.info("loaded %s version %d on %s", model_dir.name, v, loaded.runtime.provider)
-    if not models:
-        raise ModelLoadError(f"model repository {root} holds no models (see README: making a model "
-                             "repository)")
-    return Repository(models)
+    applied = model_config.complete(config, runtime, path)
+    return ModelVersion(config.name or model_dir.name, version, runtime, applied,
+                        _highway_layers(applied, runtime), [o.name for o in applied.output])

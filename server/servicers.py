@@ -18,13 +18,14 @@ from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from protos.inference import model_config_pb2 as mc
 from server import codecs
-from server.batching import Batcher, RunStats
+from server.batching import RunStats
 from server.calls import Calls, rpc
-from server.errors import ServingError, Unavailable
+from server.errors import InvalidArgument, ServingError, Unavailable
 from server.metrics import Metrics
 
 if TYPE_CHECKING:
-    from server.repository import ModelVersion, Repository
+    from server.registry import Registry
+    from server.repository import ModelVersion
     from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,36 +34,44 @@ PLATFORM = "onnxruntime_onnx"
 
 
 class Served:
-    """What the handlers serve: the repository and one batcher per model version.
+    """What the handlers serve: the live model registry, once the server has started.
 
-    Empty until the models are loaded and warm (requests get UNAVAILABLE).
+    Before that, requests get UNAVAILABLE. Each model version carries its batcher.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics):
-        self.repository: Repository | None = None
-        self.batchers: dict[tuple[str, int], Batcher] = {}
+        self.registry: Registry | None = None
         self.settings = settings  # the request limits the handlers enforce and report
         self.metrics = metrics
 
-    def get(self, name: str, version: int) -> ModelVersion:
-        """The model version asked for (NOT_FOUND if unknown, UNAVAILABLE while loading)."""
-        if self.repository is None:
+    def live(self) -> Registry:
+        if self.registry is None:
             raise Unavailable("the model is still loading")
-        return self.repository.get(name, version)
+        return self.registry
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        """The model version asked for (NOT_FOUND if not serving, UNAVAILABLE while loading)."""
+        return self.live().get(name, version)
 
     def versions(self, name: str) -> list[int]:
-        """Every loaded version of a (loaded) model, ascending."""
-        assert self.repository is not None
-        return sorted(self.repository.models[name])
+        """Every serving version of a model, ascending."""
+        return self.live().versions(name)
 
     def all(self) -> list[ModelVersion]:
-        """Every loaded model version."""
-        if self.repository is None:
-            raise Unavailable("the model is still loading")
-        return self.repository.all()
+        """Every serving model version."""
+        return self.live().all()
+
+    def explicit(self) -> Registry:
+        """The registry, if the model control mode lets clients load and unload."""
+        if self.settings.model_control_mode != "explicit":
+            # Triton's answer, word for word, in every mode but explicit.
+            raise Unavailable("explicit model load / unload is not allowed if polling is "
+                              "enabled")
+        return self.live()
 
     async def classify(self, model: ModelVersion, images) -> dict:
-        outputs = await self.batchers[(model.name, model.version)].infer(images)
+        assert model.batcher is not None
+        outputs = await model.batcher.infer(images)
         self.metrics.images.inc(len(images))
         return outputs
 
@@ -103,7 +112,7 @@ class ClassifierServicer(hw_grpc.ClassifierServicer):
             outputs=[hw.TensorInfo(name=t.name, datatype=t.datatype, shape=t.shape)
                      for t in runtime.outputs],
             highway_layers=model.highway_layers, execution_provider=runtime.provider,
-            max_batch_size=self._s.settings.max_batch_size,
+            max_batch_size=model.batch.max_batch_size,
             max_request_images=self._s.settings.max_request_images,
             metadata=runtime.metadata)
 
@@ -137,7 +146,8 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ServerMetadata(self, request):  # noqa: N802
         return kserve.ServerMetadataResponse(name=SERVER_NAME, version=_server_version(),
-                                             extensions=["model_configuration"])
+                                             extensions=["model_configuration",
+                                                         "model_repository"])
 
     @rpc
     async def ModelMetadata(self, request):  # noqa: N802
@@ -155,14 +165,13 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(self, request):  # noqa: N802
         model = self._model(request.name, request.version)
         config = mc.ModelConfig()
-        config.CopyFrom(model.config)
-        # Clients read max_batch_size as "most images per request".
+        config.CopyFrom(model.config)  # as applied: the config file, flags filling its gaps
+        # Clients read max_batch_size as "most images per request"; the per-run cap the
+        # config sets is reported beside it.
         config.max_batch_size = self._s.settings.max_request_images
-        config.dynamic_batching.max_queue_delay_microseconds = (
-            self._s.settings.max_queue_delay_us)
         config.parameters["execution_provider"].string_value = model.runtime.provider
         config.parameters["max_batch_size_per_run"].string_value = str(
-            self._s.settings.max_batch_size)
+            model.batch.max_batch_size)
         return kserve.ModelConfigResponse(config=config)
 
     @rpc
@@ -174,7 +183,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
         else:
             models = self._s.all()
         return kserve.ModelStatisticsResponse(model_stats=[
-            statistics(m.name, m.version, self._s.batchers[(m.name, m.version)].stats)
+            statistics(m.name, m.version, m.batcher.stats)
             for m in models])
 
     @rpc
@@ -185,6 +194,28 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
         names = codecs.requested_outputs(request, model.output_names)
         outputs = await self._s.classify(model, images)
         return codecs.encode_infer(request, model.name, model.version, outputs, names)
+
+
+    @rpc
+    async def RepositoryIndex(self, request):  # noqa: N802
+        rows = self._s.live().index(request.ready)
+        index = kserve.RepositoryIndexResponse.ModelIndex
+        return kserve.RepositoryIndexResponse(models=[
+            index(name=name, version=version, state=state, reason=reason)
+            for name, version, state, reason in rows])
+
+    @rpc
+    async def RepositoryModelLoad(self, request):  # noqa: N802
+        if request.parameters:
+            raise InvalidArgument(f"load parameters ({', '.join(sorted(request.parameters))}) "
+                                  "are not supported; put the config and files in the repository")
+        await self._s.explicit().load(request.model_name)
+        return kserve.RepositoryModelLoadResponse()
+
+    @rpc
+    async def RepositoryModelUnload(self, request):  # noqa: N802
+        await self._s.explicit().unload(request.model_name)
+        return kserve.RepositoryModelUnloadResponse()
 
 
 def statistics(name: str, version: int, stats: RunStats) -> kserve.ModelStatistics:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import types as types_module
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,11 +19,16 @@ from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
 ENV_PREFIX = "HIGHWAY_"
 DEVICES = ("auto", "cuda", "cpu")
 MAX_WORKERS = 64  # each worker holds its own model sessions; more is a typo, not a plan
+CONTROL_MODES = ("none", "poll", "explicit")
 
 
 def default_repository() -> Path:
-    """The model repository the project ships: ``models/`` at the checkout's root."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """``models`` in the working directory: the shipped repository when run from the checkout.
+
+    Not a path computed from this file: a plain ``pip install .`` puts the package in
+    site-packages, where no ``models/`` exists. The image sets ``/models`` instead.
+    """
+    return Path("models")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,13 @@ class Settings:
     """Server processes sharing the gRPC port (SO_REUSEPORT); 1: one process, no supervisor."""
     log_level: str = "INFO"
     """Python logging level."""
+    model_control_mode: str = "none"
+    """Triton's modes: none (load everything once at start), poll (follow the repository
+    while serving), explicit (load what --load-model names; then the repository RPCs)."""
+    repository_poll_secs: float = 15.0
+    """poll mode: seconds between two looks at the repository."""
+    load_model: tuple[str, ...] = ()
+    """explicit mode: models to load at start (repeatable; "*" loads every model)."""
     tls_cert: Path | None = None
     """PEM certificate chain of the gRPC port; with ``tls_key`` it turns TLS on."""
     tls_key: Path | None = None
@@ -82,6 +96,17 @@ class Settings:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ValueError(f"--workers must be between 1 and {MAX_WORKERS}, not {self.workers}")
+        if self.model_control_mode not in CONTROL_MODES:
+            raise ValueError(f"--model-control-mode must be one of {', '.join(CONTROL_MODES)}, "
+                             f"not {self.model_control_mode!r}")
+        if self.repository_poll_secs <= 0:
+            raise ValueError("--repository-poll-secs must be positive")
+        if self.load_model and self.model_control_mode != "explicit":
+            raise ValueError("--load-model needs --model-control-mode explicit")
+        if self.model_control_mode == "explicit" and self.workers > 1:
+            # A load or unload call reaches one worker; the others would disagree.
+            raise ValueError("--model-control-mode explicit needs --workers 1 (a load or unload "
+                             "call reaches only one worker)")
         if self.max_queue_delay_us < 0 or self.grace_period_s < 0 or self.intra_op_threads < 0:
             raise ValueError("delays, grace period and thread counts must not be negative")
         for name in ("grpc_port", "metrics_port"):
@@ -103,7 +128,8 @@ class Settings:
         return self.tls_cert is not None
 
 
-_REPEATED = "tuple[str, ...]"
+# Environment variables of repeated flags split on ","; these groups hold commas themselves.
+_SEPARATORS = {"grpc_restricted_protocol": ";"}
 
 
 def _flag(name: str) -> str:
@@ -117,17 +143,17 @@ def parser() -> argparse.ArgumentParser:
         description="Serve highway-network MNIST classifiers over gRPC (highway.v1 + KServe V2).",
     )
     defaults = Settings()
+    types = _types()
     for f in fields(Settings):
         doc = _DOCS.get(f.name, "")
         env = ENV_PREFIX + f.name.upper()
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        if f.type == _REPEATED:  # repeatable flag; in the environment separated by ";"
-            p.add_argument(_flag(f.name), dest=f.name, action="append", default=None,
-                           metavar=f.name.upper(), help=f"{doc} [env {env}, ';' between]")
-            continue
-        p.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
-                       metavar=f.name.upper(),
-                       help=f"{doc} [env {env}; default {getattr(defaults, f.name)}]")
+        kind = _optional(types[f.name])
+        repeated = _repeated(kind)
+        between = _SEPARATORS.get(f.name, ",")
+        p.add_argument(_flag(f.name), dest=f.name, type=str if repeated else kind, default=None,
+                       metavar=f.name.upper(), action="append" if repeated else "store",
+                       help=f"{doc} [env {env}{f' ({between!r}-separated)' if repeated else ''}; "
+                            f"default {getattr(defaults, f.name)}]")
     return p
 
 
@@ -137,32 +163,47 @@ def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | No
     environ = os.environ if environ is None else environ
     args = parser().parse_args(argv)
     values: dict[str, object] = {}
+    types = _types()
     for f in fields(Settings):
-        raw = getattr(args, f.name)
+        raw = getattr(args, f.name)  # already converted by the parser when given as a flag
         if raw is None:
             raw = environ.get(ENV_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kind = str(f.type)
+        kind = _optional(types[f.name])
         try:
-            if kind == "int":
-                values[f.name] = int(raw)
-            elif kind == "float":
-                values[f.name] = float(raw)
-            elif kind in ("Path", "Path | None"):
-                values[f.name] = Path(raw) if raw else None
-            elif kind == _REPEATED:
-                items = raw.split(";") if isinstance(raw, str) else raw
-                values[f.name] = tuple(item.strip() for item in items if item.strip())
+            if _repeated(kind):  # repeated flag, or a separated variable
+                items = raw.split(_SEPARATORS.get(f.name, ",")) if isinstance(raw, str) else raw
+                values[f.name] = tuple(i.strip() for i in items if i.strip())
+            elif isinstance(raw, str) and not raw and kind is Path:
+                values[f.name] = None  # HIGHWAY_TLS_CERT= (empty): not set
             else:
-                values[f.name] = str(raw)
+                values[f.name] = kind(raw)
         except ValueError:
-            raise ValueError(f"{_flag(f.name)}: {raw!r} is not a valid {kind}") from None
+            raise ValueError(f"{_flag(f.name)}: {raw!r} is not a valid {kind.__name__}") from None
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def _types() -> dict[str, type]:
+    """Each setting's type, resolved (the annotations may be strings): int, float, str, Path
+    (each also converts a flag's or a variable's text), or tuple[str, ...] (a repeated flag).
+    """
+    return typing.get_type_hints(Settings)
+
+
+def _optional(kind) -> type:
+    """``Path | None`` → ``Path``: the type a given value converts to."""
+    if isinstance(kind, types_module.UnionType) or typing.get_origin(kind) is typing.Union:
+        return next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind
+
+
+def _repeated(kind: type) -> bool:
+    return typing.get_origin(kind) is tuple
+
+
 _DOCS = {
-    "model_repository": "model repository folder",
+    "model_repository": "model repository folder (relative: to the working directory)",
     "host": "bind address",
     "grpc_port": "gRPC port (0: any free port)",
     "metrics_port": "Prometheus /metrics port (0: any free port, -1: off)",
@@ -176,6 +217,9 @@ _DOCS = {
     "intra_op_threads": "ONNX Runtime intra-op threads per worker (0: CPU cores / workers)",
     "workers": "server processes sharing the gRPC port (SO_REUSEPORT)",
     "log_level": "DEBUG, INFO, WARNING, ERROR",
+    "model_control_mode": "none | poll | explicit (Triton's model control modes)",
+    "repository_poll_secs": "poll mode: seconds between repository scans",
+    "load_model": "explicit mode: a model to load at start (repeatable; * = all)",
     "tls_cert": "PEM certificate (chain) of the gRPC port; turns TLS on (with --tls-key); "
                 "replaced files are served to new connections",
     "tls_key": "PEM private key of --tls-cert",

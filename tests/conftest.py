@@ -1,8 +1,10 @@
-"""Shared fixtures: the real MNIST subset, a tiny trained model and its model repository.
+"""Shared fixtures: the real MNIST subset, the committed tiny model repository, and a tiny
+model trained and exported now.
 
-TensorFlow is imported only inside the fixtures that need it, so test modules
-that use none of them (the server's) start without it. Each fixture runs once
-per session: one training (~5 s), one export (~5 s).
+``tiny_repository`` is a committed folder, so the server, reliability and bench
+tests run without TensorFlow. TensorFlow is imported only inside the fixtures that
+train or export (``tiny_keras_model``, ``exported_repository``); each runs once per
+session: one training (~5 s), one export (~5 s).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE_MNIST = Path(__file__).parent / "fixtures" / "mnist"
-TINY_MODEL_NAME = "highway_mnist"  # the name the product's repository uses
-TINY_VERSION = 1
+from tests.fixtures import make_repository as recipe
 
+FIXTURE_MNIST = recipe.MNIST
+TINY_REPOSITORY = recipe.REPOSITORY  # committed; remade by python -m tests.fixtures.make_repository
+TINY_MODEL_NAME = recipe.MODEL_NAME  # the name the product's repository uses
+TINY_VERSION = recipe.VERSION
 
 # Markers for runs that take minutes: their tests run only when ``-m`` names them.
 OPT_IN = {
@@ -48,35 +52,64 @@ def fixture_mnist():
 
 
 @pytest.fixture(scope="session")
-def tiny_keras_model(tmp_path_factory, fixture_mnist) -> Path:
-    """Path of a ``model.keras`` (highway fc, depth 3: 2 highway layers) trained 1 epoch.
+def tiny_repository() -> Path:
+    """The committed tiny model repository: ``highway_mnist/1/model.onnx`` with 2 gates.
 
-    Its run folder also holds metrics.json, history.csv and curves.png. Read-only
-    for tests: copy it before changing anything.
+    Made by ``python -m tests.fixtures.make_repository`` (the exporter, from the model
+    ``tiny_keras_model`` trains), so the server-side tests need no TensorFlow;
+    ``gate_activity`` is [N, 2]. Read-only: copy it (``shutil.copytree``) before
+    adding versions or breaking files.
     """
-    _quiet_tensorflow()
-    from training.train import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("tiny_run")
-    cfg = TrainConfig(model="fc", depth=3, epochs=1, val_size=500, out=str(out),
-                      data_dir=str(FIXTURE_MNIST), verbose=0,
-                      command="highway-train --model fc --depth 3 --epochs 1 (test fixture)")
-    train(cfg, data=fixture_mnist)
-    return out / "model.keras"
+    return TINY_REPOSITORY
 
 
 @pytest.fixture(scope="session")
-def tiny_repository(tmp_path_factory, tiny_keras_model) -> Path:
-    """A Triton-layout model repository holding ``highway_mnist/1/model.onnx``.
+def tiny_keras_model(tmp_path_factory, fixture_mnist) -> Path:
+    """Path of a ``model.keras`` (highway fc, depth 3: 2 highway layers) trained 1 epoch now.
 
-    Exported and verified by ``export.export_model`` from ``tiny_keras_model``
-    (2 highway layers, so ``gate_activity`` is [N, 2]). Read-only for tests:
-    copy it (``shutil.copytree``) before adding versions or breaking files.
+    The fixture repository's recipe; its run folder also holds metrics.json,
+    history.csv and curves.png. Read-only for tests: copy it before changing anything.
     """
     _quiet_tensorflow()
-    from export import export_model
+    from tests.fixtures.make_repository import train_tiny
+
+    return train_tiny(tmp_path_factory.mktemp("tiny_run"), data=fixture_mnist)
+
+
+@pytest.fixture(scope="session")
+def exported_repository(tmp_path_factory, tiny_keras_model) -> Path:
+    """``tiny_keras_model`` exported and verified now, as the committed fixture was made.
+
+    For tests of the exporter, which need the ONNX file and its .keras source to
+    match. Read-only: copy it before adding versions or breaking files.
+    """
+    _quiet_tensorflow()
+    from tests.fixtures.make_repository import export_tiny
 
     repository = tmp_path_factory.mktemp("model_repository")
-    export_model(tiny_keras_model, repository, name=TINY_MODEL_NAME, version=TINY_VERSION,
-                 data_dir=FIXTURE_MNIST, log=lambda line: None)
+    export_tiny(tiny_keras_model, repository)
+    return repository
+
+
+@pytest.fixture(scope="session")
+def flags_repository(tmp_path_factory, tiny_repository) -> Path:
+    """``tiny_repository`` with a config.pbtxt that leaves batching unsaid.
+
+    Its ``max_batch_size`` and ``dynamic_batching`` then come from the server's flags
+    (as for any model whose config says nothing about them), so a test can set them
+    per server. Read-only for tests.
+    """
+    import shutil
+
+    from google.protobuf import text_format
+
+    from protos.inference import model_config_pb2 as mc
+
+    repository = tmp_path_factory.mktemp("flags_repository") / "models"
+    shutil.copytree(tiny_repository, repository)
+    path = repository / TINY_MODEL_NAME / "config.pbtxt"
+    config = text_format.Parse(path.read_text(), mc.ModelConfig())
+    config.ClearField("max_batch_size")
+    config.ClearField("dynamic_batching")
+    path.write_text(text_format.MessageToString(config))
     return repository

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from highway_core.messages import missing_extra
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -39,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = missing_extra(("tensorflow", "keras", "matplotlib"), "train")
+    if missing:
+        print(f"highway-train: error: {missing}", file=sys.stderr)
+        return 2
     from training.config import TrainConfig
     from training.data import MnistDataError
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from highway_core.idx import IMAGE_MAGIC, LABEL_MAGIC, IdxError, read_idx
+from highway_core.messages import first_line
 
 __all__ = ["DATA_DIR_ENV", "IMAGE_MAGIC", "LABEL_MAGIC", "Mnist", "MnistDataError", "load_mnist",
            "load_split", "read_idx"]
@@ -82,11 +83,6 @@ def load_split(directory: str | os.PathLike[str], split: str) -> tuple[np.ndarra
     return images, labels
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error)
-    return text.splitlines()[0] if text else repr(error)
-
-
 def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
     """Load MNIST from ``data_dir``, else ``$HIGHWAY_DATA_DIR``, else Keras' downloader.
 
@@ -107,7 +103,7 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as e:  # network, proxy, or a corrupt cache: one line, not a traceback
         raise MnistDataError(
-            f"cannot download MNIST ({type(e).__name__}: {_first_line(e)});"
+            f"cannot download MNIST ({type(e).__name__}: {first_line(e)});"
             f" pass --data-dir or set {DATA_DIR_ENV} to a folder with the IDX files"
         ) from None
     return Mnist(

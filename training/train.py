@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from highway_core.versions import library_versions
 from training import models, plots
 from training.config import TrainConfig
 from training.data import Mnist, load_mnist
@@ -89,8 +89,8 @@ class _EpochLog(keras.callbacks.Callback):
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
+    """The versions a training run records: Python, TensorFlow, Keras, NumPy."""
+    return library_versions("tensorflow", "keras", "numpy")
 
 
 def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:

@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import grpc
 import numpy as np
-import onnxruntime as ort
 import pytest
 
+from export.parity import onnx_outputs
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from server.healthcheck import ProbeSettings, probe
 from tests.container.containers import ROOT, BuiltImage, Container, Engine, start_container
+from tests.polling import metrics_text, parse, sample, scrape
 
 pytestmark = pytest.mark.container
 
@@ -44,10 +44,8 @@ def served(engine: Engine, image: BuiltImage, mounted_repository: Path):
 @pytest.fixture(scope="module")
 def offline(tiny_repository: Path, fixture_mnist):
     """First N fixture test images and the tiny model's outputs from ONNX Runtime on the host."""
-    session = ort.InferenceSession(str(tiny_repository / MODEL / "1" / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
     images = fixture_mnist.x_test[:N]
-    probabilities, gates = session.run(["probabilities", "gate_activity"], {"images": images})
+    probabilities, gates = onnx_outputs(tiny_repository / MODEL / "1" / "model.onnx", images)
     return images, probabilities, gates
 
 
@@ -78,27 +76,6 @@ def classifier(container: Container) -> hw_grpc.ClassifierStub:
     return hw_grpc.ClassifierStub(grpc.insecure_channel(container.address))
 
 
-def scrape(container: Container) -> str:
-    url = f"http://127.0.0.1:{container.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.status == 200
-        return response.read().decode()
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one Prometheus sample in exposition text (0.0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line:
-            continue
-        key, value = line.rsplit(" ", 1)
-        metric, _, rest = key.partition("{")
-        found = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
-        if metric == name and found == wanted:
-            return float(value)
-    return 0.0
-
-
 def test_image_config_runs_non_root_exposes_ports_and_has_a_healthcheck(image: BuiltImage):
     config = image.inspect["Config"]
     assert config["User"] == f"{UID}:{UID}"
@@ -114,6 +91,20 @@ def test_image_holds_the_server_but_no_tensorflow_or_training_code(served: Conta
     result = served.exec("python", "-c", "import importlib.util as u; print(*(u.find_spec(m) is "
                          "None for m in ('tensorflow', 'keras', 'training', 'export', 'server')))")
     assert result.stdout.split() == ["True", "True", "True", "True", "False"], result.stderr
+
+
+def test_image_offers_only_commands_that_run(served: Container):
+    """highway-train and highway-export would die with ModuleNotFoundError here: the build
+    drops them (scripts/prune_console_scripts.py); every command left answers --help."""
+    listed = served.exec("python", "-c", "from importlib.metadata import distribution as d; "
+                         "print(*sorted(e.name for e in d('highway-mnist').entry_points "
+                         "if e.group == 'console_scripts'))")
+    commands = listed.stdout.split()
+    assert commands == ["highway-serve"], listed.stderr
+    for command in commands:
+        result = served.exec(command, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
+    assert served.exec("sh", "-c", "command -v highway-train highway-export").returncode != 0
 
 
 def test_server_process_runs_as_the_non_root_user(served: Container):
@@ -162,14 +153,16 @@ def test_no_gpu_falls_back_to_cpu_and_says_so(served: Container):
 
 
 def test_metrics_endpoint_counts_the_requests(served: Container, offline):
-    before = sample(scrape(served), "highway_requests_total", method="Predict", code="OK")
+    before = sample(scrape(served.metrics_port), "highway_requests_total", method="Predict",
+                    code="OK")
     images = offline[0][:3]
     stub = classifier(served)
     for _ in range(2):
         stub.Predict(hw.PredictRequest(images=[im.tobytes() for im in images]), timeout=30)
-    text = scrape(served)
-    assert sample(text, "highway_requests_total", method="Predict", code="OK") == before + 2
-    assert sample(text, "highway_model_info", model=MODEL, version="1",
+    text = metrics_text(served.metrics_port)
+    samples = parse(text)
+    assert sample(samples, "highway_requests_total", method="Predict", code="OK") == before + 2
+    assert sample(samples, "highway_model_info", model=MODEL, version="1",
                   provider="CPUExecutionProvider") == 1.0
     assert "highway_request_duration_seconds_bucket" in text
 
@@ -211,9 +204,8 @@ def test_shipped_model_serves_from_the_image_without_a_mount(run_container, fixt
     container = run_container()
     info = classifier(container).GetModelInfo(hw.GetModelInfoRequest(), timeout=10)
     onnx_path = ROOT / "models" / MODEL / str(info.version) / "model.onnx"
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     images, labels = fixture_mnist.x_test[:500], fixture_mnist.y_test[:500]
-    (expected,) = session.run(["probabilities"], {"images": images})
+    expected, _ = onnx_outputs(onnx_path, images)
     response = classifier(container).Predict(
         hw.PredictRequest(images=[im.tobytes() for im in images]), timeout=60)
     served = np.array([list(p.probabilities) for p in response.predictions])

@@ -22,7 +22,7 @@ def small_mnist(fixture_mnist):
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, small_mnist, tiny_keras_model, tiny_repository):
+def exported(tmp_path_factory, small_mnist, tiny_keras_model, exported_repository):
     """``exported(zoo_name) -> (keras_path, onnx_path)``; each model trained and exported once.
 
     ``fc`` is the shared tiny model; ``conv16`` and ``seed`` are trained here for
@@ -31,7 +31,7 @@ def exported(tmp_path_factory, small_mnist, tiny_keras_model, tiny_repository):
     quiet_tensorflow()
     done: dict[str, tuple[Path, Path]] = {
         "fc": (tiny_keras_model,
-               tiny_repository / TINY_MODEL_NAME / str(TINY_VERSION) / "model.onnx"),
+               exported_repository / TINY_MODEL_NAME / str(TINY_VERSION) / "model.onnx"),
     }
 
     def get(name: str) -> tuple[Path, Path]:

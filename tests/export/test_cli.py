@@ -97,9 +97,9 @@ def test_invalid_model_name(tmp_path, capsys, tiny_keras_model):
 
 
 def test_existing_version_is_kept_and_the_next_free_one_is_used_with_its_keras_model(
-        tmp_path, capsys, tiny_repository, tiny_keras_model):
+        tmp_path, capsys, exported_repository, tiny_keras_model):
     repo = tmp_path / "repo"
-    shutil.copytree(tiny_repository, repo)
+    shutil.copytree(exported_repository, repo)
     original = (repo / TINY_MODEL_NAME / "1" / "model.onnx").read_bytes()
     code, err = run_cli(capsys, "--model", tiny_keras_model, "--repository", repo,
                         "--version", "1")
@@ -165,10 +165,10 @@ def test_version_must_be_positive(tmp_path, capsys, tiny_keras_model):
 
 
 def test_model_with_other_gates_is_not_added_beside_existing_versions(
-        tmp_path, capsys, tiny_repository, exported):
+        tmp_path, capsys, exported_repository, exported):
     seed_keras, _ = exported("seed")
     repo = tmp_path / "repo"
-    shutil.copytree(tiny_repository, repo)
+    shutil.copytree(exported_repository, repo)
     code, err = run_cli(capsys, "--model", seed_keras, "--repository", repo)
     assert code == 1
     assert_one_line(err, f"{repo}/{TINY_MODEL_NAME} holds versions with highway layers "

@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 from export import gates
+from export.parity import onnx_outputs
 from export.repository import INPUT_SCALING
 from tests.conftest import TINY_MODEL_NAME
 
@@ -28,11 +28,6 @@ def keras_reference(keras_path, x):
     model = keras.models.load_model(keras_path, compile=False)
     out = with_gate_activity(model).predict(x, batch_size=500, verbose=0)
     return model.predict(x, batch_size=500, verbose=0), out["gate_activity"]
-
-
-def run_onnx(onnx_path, x):
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return session.run(["probabilities", "gate_activity"], {"images": x})
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -56,7 +51,7 @@ def test_onnx_computes_what_keras_computes(exported, fixture_mnist, name):
     keras_path, onnx_path = exported(name)
     x = fixture_mnist.x_test[:1000]
     p_keras, g_keras = keras_reference(keras_path, x)
-    p_onnx, g_onnx = run_onnx(onnx_path, x)
+    p_onnx, g_onnx = onnx_outputs(onnx_path, x)
     assert np.max(np.abs(p_keras - p_onnx)) <= 1e-5
     assert np.array_equal(p_keras.argmax(1), p_onnx.argmax(1))
     assert g_onnx.shape == (1000, len(ZOO[name]))
@@ -64,24 +59,24 @@ def test_onnx_computes_what_keras_computes(exported, fixture_mnist, name):
     assert np.all((g_onnx > 0) & (g_onnx < 1))  # means of sigmoids
 
 
-def test_batch_dimension_is_dynamic(tiny_repository, fixture_mnist):
-    onnx_path = tiny_repository / TINY_MODEL_NAME / "1" / "model.onnx"
+def test_batch_dimension_is_dynamic(exported_repository, fixture_mnist):
+    onnx_path = exported_repository / TINY_MODEL_NAME / "1" / "model.onnx"
     model = onnx.load(onnx_path)
     (images,) = model.graph.input
     dims = images.type.tensor_type.shape.dim
     assert images.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert not dims[0].HasField("dim_value") and [d.dim_value for d in dims[1:]] == [28, 28]
-    whole, _ = run_onnx(onnx_path, fixture_mnist.x_test[:7])
+    whole, _ = onnx_outputs(onnx_path, fixture_mnist.x_test[:7])
     for batch in (1, 3):
-        part, gate = run_onnx(onnx_path, fixture_mnist.x_test[:batch])
+        part, gate = onnx_outputs(onnx_path, fixture_mnist.x_test[:batch])
         assert part.shape == (batch, 10) and gate.shape == (batch, 2)
         np.testing.assert_allclose(part, whole[:batch], atol=1e-6)
 
 
-def test_metadata_records_provenance(tiny_repository, tiny_keras_model):
+def test_metadata_records_provenance(exported_repository, tiny_keras_model):
     from export.repository import sha256
 
-    model = onnx.load(tiny_repository / TINY_MODEL_NAME / "1" / "model.onnx")
+    model = onnx.load(exported_repository / TINY_MODEL_NAME / "1" / "model.onnx")
     props = {p.key: p.value for p in model.metadata_props}
     metrics = json.loads((tiny_keras_model.parent / "metrics.json").read_text())
     assert json.loads(props["highway_layers"]) == ZOO["fc"]
@@ -93,15 +88,15 @@ def test_metadata_records_provenance(tiny_repository, tiny_keras_model):
     assert props["input_scaling"] == INPUT_SCALING
 
 
-def test_repository_has_tritons_layout(tiny_repository):
-    model_dir = tiny_repository / TINY_MODEL_NAME
+def test_repository_has_tritons_layout(exported_repository):
+    model_dir = exported_repository / TINY_MODEL_NAME
     assert sorted(p.name for p in model_dir.iterdir()) == ["1", "config.pbtxt", "labels.txt"]
     assert sorted(p.name for p in (model_dir / "1").iterdir()) == [
         "curves.png", "metrics.json", "model.onnx", "verification.json", "verification.png"]
     assert (model_dir / "labels.txt").read_text() == "".join(f"{d}\n" for d in range(10))
 
 
-def test_config_parses_as_tritons_model_config(tiny_repository):
+def test_config_parses_as_tritons_model_config(exported_repository):
     # In a fresh interpreter: tritonclient's model_config_pb2 shares the "inference"
     # proto package with our own stubs, and one process cannot load both.
     script = (
@@ -111,7 +106,7 @@ def test_config_parses_as_tritons_model_config(tiny_repository):
         "c = text_format.Parse(open(sys.argv[1]).read(), mc.ModelConfig())\n"
         "print(json_format.MessageToJson(c))\n"
     )
-    config = tiny_repository / TINY_MODEL_NAME / "config.pbtxt"
+    config = exported_repository / TINY_MODEL_NAME / "config.pbtxt"
     out = subprocess.run([sys.executable, "-c", script, str(config)], check=True,
                          capture_output=True, text=True).stdout
     c = json.loads(out)
@@ -124,12 +119,13 @@ def test_config_parses_as_tritons_model_config(tiny_repository):
         {"name": "gate_activity", "dataType": "TYPE_FP32", "dims": ["2"]},
     ]
     assert c["dynamicBatching"] == {"maxQueueDelayMicroseconds": "500"}
+    assert c["versionPolicy"] == {"latest": {"numVersions": 1}}
     assert c["parameters"] == {"highway_layers": {"stringValue": "highway1,highway2"}}
 
 
-def test_verification_report_shows_parity_on_real_images(tiny_repository):
+def test_verification_report_shows_parity_on_real_images(exported_repository):
     report = json.loads(
-        (tiny_repository / TINY_MODEL_NAME / "1" / "verification.json").read_text())
+        (exported_repository / TINY_MODEL_NAME / "1" / "verification.json").read_text())
     assert report["passed"] is True
     assert report["images"] >= 1000 and report["data"] == "tests/fixtures/mnist"
     assert report["max_abs_diff_probabilities"] <= 1e-5

@@ -17,10 +17,10 @@ from tests.conftest import TINY_MODEL_NAME
 
 
 @pytest.fixture
-def tiny_onnx(tiny_repository, tmp_path):
+def tiny_onnx(exported_repository, tmp_path):
     """A private copy of the tiny model's version folder; returns its model.onnx."""
     folder = tmp_path / "1"
-    shutil.copytree(tiny_repository / TINY_MODEL_NAME / "1", folder)
+    shutil.copytree(exported_repository / TINY_MODEL_NAME / "1", folder)
     return folder / "model.onnx"
 
 

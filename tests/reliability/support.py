@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests: a real server subprocess, raw calls, metrics scrapes.
+"""Helpers for the reliability tests: a real server subprocess, raw calls, request builders.
 
 The server is ``python -m server`` in its own process (started by the benchmark's
 :class:`bench.harness.ServerProcess`), so a crash, a hang or an exit code is
@@ -7,19 +7,17 @@ observed exactly as an operator would see it.
 
 from __future__ import annotations
 
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import METHODS, ServerProcess, check_answer, real_server, request_bytes
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
+from tests.polling import Samples, scrape, wait_until
 
 MODEL = "highway_mnist"
 GRPC_OPTIONS = [("grpc.max_receive_message_length", 128 << 20),
@@ -76,14 +74,6 @@ def assert_serves_correctly(server: ServerProcess) -> None:
             check_answer(api, answer, 3)
 
 
-def scrape(server: ServerProcess) -> dict[tuple[str, tuple], float]:
-    """Every sample of /metrics as {(name, sorted labels): value}."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
-                                  timeout=10).read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 def requests_by_code(samples: dict, method: str) -> dict[str, float]:
     """highway_requests_total by status code for one method."""
     out: dict[str, float] = {}
@@ -94,17 +84,16 @@ def requests_by_code(samples: dict, method: str) -> dict[str, float]:
     return out
 
 
-def wait_until_idle(server: ServerProcess, timeout: float = 30) -> dict:
-    """Scrapes until no RPC is in flight and nothing is queued; returns the last scrape."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(server)
-        if samples.get(("highway_inflight_requests", ()), 1) == 0:
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {samples.get(('highway_inflight_requests', ()))} "
-                                 "RPCs in flight")
-        time.sleep(0.1)
+def wait_until_idle(server: ServerProcess, timeout: float = 30) -> Samples:
+    """Scrapes until no RPC is in flight; returns that scrape."""
+    last: list[Samples] = []
+
+    def idle() -> bool:
+        last[:] = [scrape(server.metrics_port)]
+        return last[0].get(("highway_inflight_requests", ()), 1) == 0
+
+    wait_until(idle, "no RPC in flight", timeout=timeout, interval=0.1)
+    return last[0]
 
 
 def predict(n: int = 1, **fields) -> hw.PredictRequest:

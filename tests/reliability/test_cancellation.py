@@ -8,10 +8,10 @@ memory over repeated rounds.)
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 
+from tests.polling import sample, scrape, wait_until
 from tests.reliability.support import (
     assert_serves_correctly,
     channel,
@@ -19,7 +19,6 @@ from tests.reliability.support import (
     raw_call,
     requests_by_code,
     running_server,
-    scrape,
     wait_until_idle,
 )
 
@@ -28,10 +27,8 @@ IMAGES = 4096  # 64 model runs each: far more queued work than 50 ms can finish
 
 
 def _wait_in_flight(server, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not scrape(server).get(("highway_inflight_requests", ()), 0):
-        assert time.monotonic() < deadline, "no request reached the server"
-        time.sleep(0.01)
+    wait_until(lambda: sample(scrape(server.metrics_port), "highway_inflight_requests"),
+               "a request reached the server", timeout=timeout)
 
 
 def _batch_images(samples: dict) -> float:
@@ -39,17 +36,17 @@ def _batch_images(samples: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def busy_server(tiny_repository, tmp_path_factory):
+def busy_server(flags_repository, tmp_path_factory):
     """One image per model run (so every request takes long) and a queue that holds every
     part of every request (no RESOURCE_EXHAUSTED)."""
     log = tmp_path_factory.mktemp("cancel") / "server.log"
-    with running_server(tiny_repository, "--max-batch-size", "1", "--max-queue", "1000000",
+    with running_server(flags_repository, "--max-batch-size", "1", "--max-queue", "1000000",
                         log=log) as server:
         yield server
 
 
 def test_cancelled_requests_are_dropped_counted_and_leave_nothing_in_flight(busy_server):
-    before = scrape(busy_server)
+    before = scrape(busy_server.metrics_port)
     with channel(busy_server) as ch:
         call = raw_call(ch, "ModelInfer")
         futures = [call.future(infer_bytes(IMAGES), timeout=60) for _ in range(REQUESTS)]

@@ -39,10 +39,6 @@ def _missing_onnx(repo: Path) -> None:
     (repo / MODEL / "1" / "model.onnx").unlink()
 
 
-def _missing_config(repo: Path) -> None:
-    (repo / MODEL / "config.pbtxt").unlink()
-
-
 def _corrupt_config(repo: Path) -> None:
     (repo / MODEL / "config.pbtxt").write_text('name: "highway_mnist"\nmax_batch_size: {{{\n')
 
@@ -61,7 +57,6 @@ CASES = {
     "model file empty": _empty,
     "model is a text file": _text_instead,
     "model file missing": _missing_onnx,
-    "config.pbtxt missing": _missing_config,
     "config.pbtxt corrupt": _corrupt_config,
     "repository empty": _empty_repository,
     "repository missing": _no_repository,

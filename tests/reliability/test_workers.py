@@ -17,20 +17,19 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 
 from bench.harness import check_answer
+from tests.polling import metrics_text, scrape, wait_until
 from tests.reliability.support import (
     GRPC_OPTIONS,
     infer_bytes,
     raw_call,
     requests_by_code,
     running_server,
-    scrape,
     wait_until_idle,
 )
 
@@ -75,8 +74,7 @@ def test_two_workers_share_the_port_and_the_merged_metrics_add_up(tiny_repositor
                 for _ in range(per_connection):
                     check_answer("ModelInfer", call(infer_bytes(2), timeout=30), 2)
         after = wait_until_idle(server)
-        text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
-                                      timeout=10).read().decode()
+        text = metrics_text(server.metrics_port)
 
     if shutil.which("promtool"):  # as tests/server/test_metrics.py checks one process's
         done = subprocess.run(["promtool", "check", "metrics"], input=text,
@@ -117,7 +115,7 @@ def test_sigterm_drains_every_worker_and_exits_0(tiny_repository, tmp_path):
 
     with running_server(tiny_repository, *WORKERS, log=log) as server:
         server.wait_serving(60)
-        pids = worker_pids(scrape(server))
+        pids = worker_pids(scrape(server.metrics_port))
         channels = [connection(server) for _ in range(8)]
         threads = [threading.Thread(target=client, args=(ch,)) for ch in channels]
         for t in threads:
@@ -147,7 +145,7 @@ def test_a_killed_worker_stops_the_server_with_its_status_logged(tiny_repository
     log = tmp_path / "server.log"
     with running_server(tiny_repository, *WORKERS, log=log) as server:
         server.wait_serving(60)
-        pids = worker_pids(scrape(server))
+        pids = worker_pids(scrape(server.metrics_port))
         os.kill(pids["1"], signal.SIGKILL)
         exit_code = server.proc.wait(60)
     assert exit_code == 3
@@ -159,13 +157,11 @@ def test_a_killed_worker_stops_the_server_with_its_status_logged(tiny_repository
 def test_workers_stop_when_the_supervisor_is_killed(tiny_repository, tmp_path):
     with running_server(tiny_repository, *WORKERS, log=tmp_path / "server.log") as server:
         server.wait_serving(60)
-        pids = worker_pids(scrape(server))
+        pids = worker_pids(scrape(server.metrics_port))
         server.proc.kill()
         server.proc.wait(30)
-        deadline = time.monotonic() + 30
-        while not all(gone(pid) for pid in pids.values()):
-            assert time.monotonic() < deadline, "orphaned workers still run"
-            time.sleep(0.1)
+        wait_until(lambda: all(gone(pid) for pid in pids.values()),
+                   "every worker gone (no orphans)", timeout=30, interval=0.1)
 
 
 def _serve(*args: str, **environ: str) -> subprocess.CompletedProcess:

@@ -11,9 +11,10 @@ from tests.server.helpers import Running, launch
 
 
 @pytest.fixture(scope="session")
-def base_settings(tiny_repository) -> Settings:
-    """Settings for a test server: the tiny exported model, free ports, loopback only."""
-    return Settings(model_repository=tiny_repository, host="127.0.0.1", grpc_port=0,
+def base_settings(flags_repository) -> Settings:
+    """Settings for a test server: the tiny exported model (batching from these settings),
+    free ports, loopback only."""
+    return Settings(model_repository=flags_repository, host="127.0.0.1", grpc_port=0,
                     metrics_port=0, device="cpu", grace_period_s=10.0, intra_op_threads=1)
 
 

@@ -206,3 +206,24 @@ def test_a_stalled_loop_still_gets_its_signals_while_results_pile_up():
     batcher.close()
     assert len(model.sizes) == 3000 and len(answers) == 3000
     assert received == ["SIGUSR2"]
+
+
+def test_a_batch_reaching_a_preferred_size_runs_without_waiting_out_the_delay():
+    model = RecordingModel()
+    # A 10-minute delay: without the preferred size, the second run would wait it out.
+    batcher = Batcher(model, BatchSettings(max_batch_size=8, max_queue_delay_us=600_000_000,
+                                           preferred_batch_sizes=(2,)))
+    model.gate.clear()  # hold the first run so the next two queue behind it
+
+    async def go():
+        first = asyncio.create_task(batcher.infer(batch(1)))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(batcher.infer(batch(i))) for i in (2, 3)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        return await asyncio.wait_for(asyncio.gather(first, *rest), 60)
+
+    results = run(go())
+    batcher.close()
+    assert [int(r["sum"][0]) for r in results] == [4, 8, 12]
+    assert model.sizes == [1, 2]

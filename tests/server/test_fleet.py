@@ -7,7 +7,6 @@ gRPC. In-process, so the test decides when each worker loads.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import grpc
@@ -19,6 +18,7 @@ from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from server.app import BackgroundServer
 from server.fleet import READY, STOPPED, Fleet
 from server.healthcheck import ProbeSettings, probe
+from tests.polling import wait_until
 
 
 def healthy(server: BackgroundServer) -> bool:
@@ -37,13 +37,6 @@ def ready_gauge(server: BackgroundServer) -> float | None:
                                                         {"worker": worker})
 
 
-def eventually(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the fleet's state never showed"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def two_workers(base_settings):
     states = bytearray(2)  # stands where the supervisor's shared RawArray does
@@ -60,15 +53,16 @@ def test_serving_only_once_every_worker_is_ready_and_not_after_one_dies(two_work
     first.call(first.app.load())
     assert states[0] == READY
     assert not healthy(first) and not server_ready(first), "ready before its sibling"
-    eventually(lambda: ready_gauge(first) == 0)
+    wait_until(lambda: ready_gauge(first) == 0, "first worker's ready gauge 0", interval=0.02)
 
     second.call(second.app.load())
-    eventually(lambda: healthy(first) and healthy(second))
+    wait_until(lambda: healthy(first) and healthy(second), "both workers SERVING",
+               interval=0.02)
     assert server_ready(first) and server_ready(second)
     assert ready_gauge(first) == 1
 
     states[1] = STOPPED  # what the supervisor writes when worker 1 has died
-    eventually(lambda: not healthy(first))
+    wait_until(lambda: not healthy(first), "first worker NOT_SERVING", interval=0.02)
     assert not server_ready(first)
 
 
@@ -76,10 +70,10 @@ def test_a_draining_worker_takes_its_siblings_out_of_service(two_workers):
     states, (first, second) = two_workers
     for server in (first, second):
         server.call(server.app.load())
-    eventually(lambda: healthy(first))
+    wait_until(lambda: healthy(first), "first worker SERVING", interval=0.02)
     second.stop()
     assert states[1] == STOPPED
-    eventually(lambda: not healthy(first))
+    wait_until(lambda: not healthy(first), "first worker NOT_SERVING", interval=0.02)
 
 
 def test_a_worker_index_outside_the_array_is_refused():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -15,6 +14,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
+from tests.polling import wait_until
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -54,13 +54,11 @@ def test_shutdown_turns_health_not_serving_refuses_new_calls_and_finishes_accept
 
     with ThreadPoolExecutor(3) as pool:
         accepted = [pool.submit(heavy, i) for i in range(3)]
-        deadline = time.monotonic() + 20
-        while running.app.calls.active < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: running.app.calls.active >= 3, "3 calls active", timeout=20,
+                   interval=0.005)
         stopper = threading.Thread(target=running.server.stop)
         stopper.start()
-        while not running.app.calls.draining:
-            time.sleep(0.001)
+        wait_until(lambda: running.app.calls.draining, "the server draining", interval=0.001)
         with pytest.raises(grpc.RpcError) as late:
             running.classifier.Predict(hw.PredictRequest(images=images[:1]), timeout=10)
         answers = [f.result() for f in accepted]

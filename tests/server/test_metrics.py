@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import urllib.request
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
-
-
-def scrape(running) -> str:
-    url = f"http://127.0.0.1:{running.app.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+from tests.polling import metrics_text, parse, sample
 
 
 @pytest.fixture
@@ -40,15 +28,15 @@ def after_known_traffic(start_server, fixture_mnist):
         running.classifier.Predict(hw.PredictRequest(images=[b"short"]))
     with pytest.raises(grpc.RpcError):
         running.kserve.ModelInfer(kserve.ModelInferRequest(model_name="nope"))
-    return running, scrape(running)
+    return running, metrics_text(running.app.metrics_port)
 
 
 def test_counts_match_the_requests_served_exactly(after_known_traffic):
     running, text = after_known_traffic
-    got = samples(text)
+    got = parse(text)
 
     def value(name, **labels):
-        return got.get((name, tuple(sorted(labels.items()))), 0.0)
+        return sample(got, name, **labels)
 
     assert value("highway_requests_total", method="Predict", code="OK") == 3
     assert value("highway_requests_total", method="ModelInfer", code="OK") == 2
@@ -67,7 +55,7 @@ def test_counts_match_the_requests_served_exactly(after_known_traffic):
 
 def test_histograms_are_in_seconds_with_buckets_from_100us_to_10s(after_known_traffic):
     _, text = after_known_traffic
-    buckets = {dict(labels)["le"] for (name, labels) in samples(text)
+    buckets = {dict(labels)["le"] for (name, labels) in parse(text)
                if name == "highway_request_duration_seconds_bucket"}
     assert {"0.0001", "10.0", "+Inf"} <= buckets
     for name in ("highway_request_duration_seconds", "highway_queue_duration_seconds",

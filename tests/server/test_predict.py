@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
+from export.parity import onnx_outputs
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 
@@ -15,10 +15,9 @@ N = 200
 @pytest.fixture(scope="module")
 def offline(tiny_repository, fixture_mnist):
     """The same model run in-process by ONNX Runtime on the first N test images."""
-    session = ort.InferenceSession(str(tiny_repository / "highway_mnist" / "1" / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
     images = fixture_mnist.x_test[:N]
-    probabilities, gates = session.run(["probabilities", "gate_activity"], {"images": images})
+    probabilities, gates = onnx_outputs(tiny_repository / "highway_mnist" / "1" / "model.onnx",
+                                        images)
     return images, fixture_mnist.y_test[:N], probabilities, gates
 
 

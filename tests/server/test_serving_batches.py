@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from protos.highway.v1 import classifier_pb2 as hw
+from tests.polling import wait_until
 
 
 def predict(running, images, timeout=30):
@@ -59,8 +60,8 @@ def test_deadline_and_cancellation_are_counted_under_their_own_codes(start_serve
     many = np.concatenate([fixture_mnist.x_train, fixture_mnist.x_test])[:4096]
     heavy = hw.PredictRequest(images=[im.tobytes() for im in many])  # 4096 runs of 1 image
     blockers = [running.classifier.Predict.future(heavy, timeout=120) for _ in range(3)]
-    while running.metric("highway_inflight_requests") < 3:
-        time.sleep(0.001)
+    wait_until(lambda: running.metric("highway_inflight_requests") >= 3,
+               "3 requests in flight", interval=0.001)
 
     def counted(code: str) -> float:
         return running.metric("highway_requests_total", {"method": "Predict", "code": code})
@@ -84,6 +85,5 @@ def test_deadline_and_cancellation_are_counted_under_their_own_codes(start_serve
 
 def settle(running, timeout: float = 30) -> None:
     """Waits until the server has finished (and counted) every call."""
-    deadline = time.monotonic() + timeout
-    while running.metric("highway_inflight_requests") and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not running.metric("highway_inflight_requests"),
+               "no request in flight", timeout=timeout)

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from server.errors import StartupError
+from tests.polling import sample, scrape, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,16 +46,6 @@ def wait_serving(channel: grpc.Channel, timeout: float = 120) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError("the server never reported SERVING")
-
-
-def inflight(metrics_port: int) -> float:
-    """The server's highway_inflight_requests gauge, scraped."""
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("highway_inflight_requests "):
-                return float(line.split()[1])
-    return 0.0
 
 
 def fails_with(*args: str, **env: str) -> tuple[int, list[str]]:
@@ -93,12 +83,12 @@ def test_missing_repository_and_bad_flags_fail_in_one_line(tmp_path):
     assert code == 2 and len(lines) == 1 and "--device" in lines[0]
 
 
-def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(tiny_repository,
+def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(flags_repository,
                                                                   fixture_mnist, tmp_path):
     port, metrics_port = free_port(), free_port()
     log = (tmp_path / "server.log").open("w")  # a file, not a pipe nobody reads
     # One image per run, so each 3000-image request takes a while.
-    proc = serve("--model-repository", str(tiny_repository), "--grpc-port", str(port),
+    proc = serve("--model-repository", str(flags_repository), "--grpc-port", str(port),
                  "--device", "cpu", "--max-batch-size", "1", "--max-queue", "100000",
                  log=log, HIGHWAY_INTRA_OP_THREADS="1", HIGHWAY_METRICS_PORT=str(metrics_port))
     try:
@@ -110,9 +100,8 @@ def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(tiny_repository
         with ThreadPoolExecutor(4) as pool:
             calls = [pool.submit(stub.Predict, hw.PredictRequest(images=images), timeout=120)
                      for _ in range(4)]
-            deadline = time.monotonic() + 30
-            while inflight(metrics_port) < 4 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: sample(scrape(metrics_port), "highway_inflight_requests") >= 4,
+                       "4 requests in flight", timeout=30)
             proc.send_signal(signal.SIGTERM)
             answers = [c.result() for c in calls]
         assert [len(a.predictions) for a in answers] == [3000] * 4
