@@ -42,6 +42,7 @@ print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependenc
  && printf '%s\n' \
       numpy==2.4.6 protobuf==7.36.2 pillow==13.0.0 typing_extensions==4.16.0 \
       flatbuffers==25.12.19 packaging==26.4 setuptools==84.2.1 wheel==0.48.0 \
+      cryptography==50.0.2 cffi==2.1.1 pycparser==3.12 \
       nvidia-cuda-runtime==13.5.37 nvidia-cuda-nvrtc==13.5.37 nvidia-cublas==13.10.0.20 \
       nvidia-cufft==12.5.0.14 nvidia-curand==10.4.5.25 nvidia-nvjitlink==13.5.37 \
       nvidia-cudnn-cu13==9.28.1.4 \
@@ -134,6 +135,8 @@ EXPOSE 8001 8002
 # health turns NOT_SERVING, then it exits 0. Give `docker stop -t` more than that.
 STOPSIGNAL SIGTERM
 # grpc.health.v1 Check of the whole server on $HIGHWAY_GRPC_PORT; exit 0 iff SERVING.
+# With HIGHWAY_TLS_CERT set it speaks TLS (CA, client certificate and name from
+# HIGHWAY_PROBE_TLS_*) and sends the header of a restricted `health` category.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-m", "server.healthcheck", "--timeout", "3"]
 

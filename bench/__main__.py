@@ -105,6 +105,8 @@ class BenchSettings:
     """JSON result file (a PNG is written beside it)."""
     profile_dir: Path | None = None
     """Folder for py-spy flame graphs of the real server, one per scenario (needs py-spy)."""
+    tls: bool = False
+    """The real server and its clients speak TLS (a throw-away certificate)."""
 
 
 QUICK = dict(loads=((1, 2), (8, 2)), stream_loads=((1, 2),), raw_batches=(1, 8),
@@ -203,6 +205,11 @@ def connections(s: BenchSettings) -> int:
     return 1 if max(s.workers) == 1 else 0
 
 
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def _real_name(workers: int) -> str:
     return "real" if workers == 1 else f"real-w{workers}"
 
@@ -215,7 +222,8 @@ def _drive(name: str, server: ServerProcess, pool: ClientPool, s: BenchSettings,
         spy = _Profiler(s.profile_dir if name == "real" else None, server, sc, s.duration_s)
         result, window = pool.run(server.target, sc, payload, s.warmup_s, s.duration_s,
                                   on_start=spy.start, on_end=spy.stop,
-                                  connections=connections(s))
+                                  connections=connections(s),
+                                  transport=server.transport)
         cpu0, cpu1 = spy.wait()
         done = len(result.latencies)
         ips = done * sc.images / window
@@ -251,7 +259,8 @@ def run(s: BenchSettings) -> dict:
         extra = [*s.server_args, *(("--workers", str(workers)) if workers != 1 else ())]
         servers[_real_name(workers)] = real_server(
             s.repository, s.device, s.intra_op_threads, extra,
-            logs / f"{_real_name(workers)}.log")
+            logs / f"{_real_name(workers)}.log",
+            tls_folder=_folder(logs / f"{_real_name(workers)}-tls") if s.tls else None)
     if s.naive:
         servers["naive"] = naive_server(model_path, s.device, s.intra_op_threads,
                                         s.naive_workers, logs / "naive.log")
@@ -344,6 +353,9 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
                         "--server-arg=--max-queue-delay-us=0)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record a py-spy flame graph of the real server per scenario into DIR")
+    p.add_argument("--tls", action="store_true",
+                   help="the real server speaks TLS (throw-away certificate) and so do its "
+                        "clients; the naive server and the floor stay plain text")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (PNG beside it)")
     a = p.parse_args(argv)
@@ -364,7 +376,7 @@ def parse(argv: list[str] | None = None) -> BenchSettings:
                 stream_depth=a.stream_depth, client_processes=a.client_processes,
                 workers=a.workers, connections=a.connections, naive=not a.no_naive,
                 floor=not a.no_floor,
-                server_args=tuple(a.server_arg), out=a.out, profile_dir=a.profile)
+                server_args=tuple(a.server_arg), out=a.out, profile_dir=a.profile, tls=a.tls)
     if a.quick:
         s = replace(s, **QUICK)
     overrides = {"loads": a.loads, "stream_loads": a.stream_loads, "duration_s": a.duration,

@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from highway_core.facts import INPUT_NAME, NUM_CLASSES, PROBABILITIES
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
+from server.channels import Transport
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 METHODS = {
@@ -93,8 +94,10 @@ class ServerProcess:
     """A server subprocess; ``target`` is its gRPC address once :meth:`wait_ready` returns."""
 
     def __init__(self, name: str, args: list[str], port: int, metrics_port: int | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, transport: Transport | None = None):
         self.name = name
+        self.transport = transport or Transport()
+        """How clients reach it: plain, or TLS with the CA that signed its certificate."""
         self.metrics_port = metrics_port
         self.target = f"127.0.0.1:{port}"
         self.log_path = log_path
@@ -106,7 +109,7 @@ class ServerProcess:
     def wait_ready(self, method: str, payload: bytes, timeout: float = 180) -> None:
         """Sends ``payload`` until it is answered OK; RuntimeError if the process dies."""
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.target) as channel:
+        with self.transport.channel(self.target) as channel:
             call = channel.unary_unary(method)
             while True:
                 if self.proc.poll() is not None:
@@ -131,7 +134,7 @@ class ServerProcess:
         """Polls grpc.health.v1 until SERVING (under --workers: every worker loaded)."""
         deadline = time.monotonic() + timeout
         request = health_pb2.HealthCheckRequest()
-        with grpc.insecure_channel(self.target) as channel:
+        with self.transport.channel(self.target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.proc.poll() is not None:
@@ -195,13 +198,23 @@ class ServerProcess:
 
 
 def real_server(repository: Path, device: str, threads: int, extra: list[str],
-                log_path: Path | None) -> ServerProcess:
-    """``python -m server`` on free gRPC and metrics ports, bound to 127.0.0.1."""
+                log_path: Path | None, tls_folder: Path | None = None) -> ServerProcess:
+    """``python -m server`` on free gRPC and metrics ports, bound to 127.0.0.1.
+
+    With ``tls_folder`` it speaks TLS with a throw-away certificate written there.
+    """
     port, metrics = free_port(), free_port()
     args = ["-m", "server", "--model-repository", str(repository), "--host", "127.0.0.1",
             "--grpc-port", str(port), "--metrics-port", str(metrics), "--device", device,
             "--intra-op-threads", str(threads), "--log-level", "WARNING", *extra]
-    return ServerProcess("real", args, port, metrics, log_path)
+    transport = None
+    if tls_folder is not None:
+        from bench.certs import make_pki
+
+        pki = make_pki(tls_folder)
+        args += ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
+        transport = Transport(tls=True, ca=pki.ca, server_name="localhost")
+    return ServerProcess("real", args, port, metrics, log_path, transport)
 
 
 def naive_server(model: Path, device: str, threads: int, workers: int,

@@ -31,6 +31,7 @@ import numpy as np
 
 from bench.harness import METHODS, STREAMS, check_answer
 from bench.streams import split, stream_client
+from server.channels import Transport
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,14 @@ async def _client(call, payload: bytes, api: str, n: int, start: float, end: flo
 
 
 async def _drive(target: str, scenario: Scenario, payload: bytes, clients: int,
-                 connections: int, start: float, end: float, warm_start: float) -> ClientResult:
+                 connections: int, start: float, end: float, warm_start: float,
+                 transport: Transport) -> ClientResult:
     result = ClientResult(connections=min(connections, clients))
     options = [("grpc.max_receive_message_length", 64 << 20),
                ("grpc.max_send_message_length", 64 << 20)]
     if result.connections > 1:
         options.append(("grpc.use_local_subchannel_pool", 1))  # a connection per channel
-    channels = [grpc.aio.insecure_channel(target, options=options)
+    channels = [transport.aio_channel(target, options=options)
                 for _ in range(result.connections)]
     timeout = end - warm_start + 30
     try:
@@ -132,13 +134,13 @@ def _worker(conn) -> None:
         job = conn.recv()
         if job is None:
             return
-        target, scenario, payload, clients, connections, warm_start, start, end = job
+        target, scenario, payload, clients, connections, warm_start, start, end, transport = job
         if clients == 0:
             conn.send(ClientResult())
             continue
         try:
             conn.send(asyncio.run(_drive(target, scenario, payload, clients, connections,
-                                         start, end, warm_start)))
+                                         start, end, warm_start, transport)))
         except Exception as e:  # noqa: BLE001 - reported by the parent
             conn.send(e)
 
@@ -163,11 +165,13 @@ class ClientPool:
 
     def run(self, target: str, scenario: Scenario, payload: bytes, warmup_s: float,
             duration_s: float, on_start: Callable[[], None] | None = None,
-            on_end: Callable[[], None] | None = None, connections: int = 1
+            on_end: Callable[[], None] | None = None, connections: int = 1,
+            transport: Transport | None = None
             ) -> tuple[ClientResult, float]:
         """Runs one scenario on every worker; returns the merged result and the window length.
 
         ``connections``: per worker process, at most one per client (0: one per client).
+        ``transport``: plain (default) or TLS, as the server speaks.
 
         ``on_start`` and ``on_end`` are called in this process as the measuring window
         opens and closes (to read the server's CPU time, start a profiler...).
@@ -181,7 +185,7 @@ class ClientPool:
         end = start + duration_s
         for conn, clients in zip(self._conns, shares, strict=True):
             conn.send((target, scenario, payload, clients, connections or clients, warm_start,
-                       start, end))
+                       start, end, transport or Transport()))
         for at, hook in ((start, on_start), (end, on_end)):
             if hook is not None:
                 time.sleep(max(0.0, at - time.perf_counter()))

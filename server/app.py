@@ -29,10 +29,13 @@ from server.fleet import READY, STOPPED, Fleet
 from server.gates import GateMonitor
 from server.poller import Poller
 from server.registry import Registry
+from server.restricted import RestrictedCalls, parse_groups
 from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
+from server.tls import Certificates
 
 log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT_MS = 10_000  # grpc's default is 120 s
 SERVICES = (
     classifier_pb2.DESCRIPTOR.services_by_name["Classifier"].full_name,
     grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
@@ -68,17 +71,22 @@ class App:
         self.metrics_port: int | None = None
         self._httpd = None
         self._follower: asyncio.Task | None = None
+        self.certificates: Certificates | None = None
         self.poller: Poller | None = None
 
     async def bind(self) -> None:
         """Starts gRPC (health NOT_SERVING) and the metrics endpoint."""
         s = self.settings
-        self.server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", s.max_message_bytes),
-            ("grpc.max_send_message_length", s.max_message_bytes),
-            # Alone, a busy port must fail, not be shared; workers share it on purpose.
-            ("grpc.so_reuseport", 1 if self.fleet else 0),
-        ])
+        if s.tls:  # every file checked before anything binds: a bad one is one line, exit 1
+            self.certificates = Certificates(
+                s.tls_cert, s.tls_key, s.tls_client_ca,
+                lambda loaded: self.metrics.certificate_expiry.set(loaded.not_after.timestamp()))
+        restrictions = parse_groups(s.grpc_restricted_protocol)
+        self.server = grpc.aio.server(
+            options=server_options(s, shared_port=self.fleet is not None),
+            interceptors=[RestrictedCalls(
+                restrictions, lambda c: self.metrics.denied.labels(category=c).inc())]
+            if restrictions else None)
         self.server.add_generic_rpc_handlers((
             service_handler(ClassifierServicer(self.served, self.calls),
                             classifier_pb2.DESCRIPTOR.services_by_name["Classifier"]),
@@ -91,19 +99,23 @@ class App:
              reflection.SERVICE_NAME), self.server)
         for service in ("", *SERVICES):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        address = f"{s.host}:{s.grpc_port}"
         try:
-            self.port = self.server.add_insecure_port(f"{s.host}:{s.grpc_port}")
+            if self.certificates is not None:
+                self.port = self.server.add_secure_port(address, self.certificates.credentials())
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError:
             raise StartupError(f"cannot listen on {s.host}:{s.grpc_port} (port in use?)") from None
         await self.server.start()
         if s.metrics_port >= 0:
             try:
                 self._httpd, self.metrics_port = metrics_module.serve(
-                    self.metrics, s.host, s.metrics_port)
+                    self.metrics, s.metrics_host or s.host, s.metrics_port)
             except OSError as e:
                 await self.server.stop(None)
-                raise StartupError(f"cannot serve metrics on {s.host}:{s.metrics_port}: "
-                                   f"{e.strerror}") from None
+                raise StartupError(f"cannot serve metrics on {s.metrics_host or s.host}:"
+                                   f"{s.metrics_port}: {e.strerror}") from None
 
     async def load(self) -> None:
         """Loads what the control mode asks for (off the event loop), then reports SERVING.
@@ -138,8 +150,9 @@ class App:
         else:  # SERVING once every worker is ready, NOT_SERVING when any is not
             self.fleet.mark(READY)
             self._follower = asyncio.create_task(self.fleet.follow(self._publish_ready))
-        log.info("serving gRPC on %s:%d, metrics on %s", s.host, self.port,
-                 f"port {self.metrics_port}" if self.metrics_port is not None else "no port")
+        log.info("serving gRPC%s on %s:%d, metrics on %s", " (TLS)" if s.tls else "", s.host,
+                 self.port, f"{s.metrics_host or s.host}:{self.metrics_port}"
+                 if self.metrics_port is not None else "no port")
 
     async def _publish_ready(self, ready: bool) -> None:
         """Health (every service) and ServerReady/ModelReady tell the same thing."""
@@ -184,6 +197,30 @@ class App:
             self._httpd.shutdown()
             self._httpd.server_close()
         log.info("stopped")
+
+
+def server_options(s: Settings, shared_port: bool = False) -> list[tuple[str, int]]:
+    """gRPC core limits: each refuses before it allocates anything sized from the request.
+
+    ``shared_port``: one of several --workers on one port; limits count per worker.
+    """
+    return [
+        # The 5-byte length prefix is checked before the message is buffered.
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        # Connections past this are closed right after accept, before any handshake.
+        ("grpc.max_allowed_incoming_connections", s.max_connections),
+        # Advertised in HTTP/2 SETTINGS; a client opening more gets RST_STREAM(REFUSED_STREAM).
+        ("grpc.max_concurrent_streams", s.max_concurrent_streams),
+        # HPACK header blocks: soft and hard limit equal, so every larger block is refused
+        # (between the two grpc would refuse only some).
+        ("grpc.max_metadata_size", s.max_metadata_bytes),
+        ("grpc.absolute_max_metadata_size", s.max_metadata_bytes),
+        # A connection that never finishes its (TLS) handshake holds a slot this long at most.
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        # Alone, a busy port must fail, not be shared; workers share it on purpose.
+        ("grpc.so_reuseport", 1 if shared_port else 0),
+    ]
 
 
 class BackgroundServer:

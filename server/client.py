@@ -26,6 +26,7 @@ from highway_core.facts import COLS, ROWS
 from highway_core.idx import LABEL_MAGIC, IdxError, read_idx
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
+from server import channels
 
 
 class InputError(Exception):
@@ -88,25 +89,26 @@ def _where(path: Path, i: int, count: int) -> str:
     return f"{path}[{i}]" if count > 1 else str(path)
 
 
-def _unary(stub, batches, args) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
+def _unary(stub, batches, args, headers) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
     """One Predict call per file."""
     for path, images in batches:
         response = stub.Predict(hw.PredictRequest(
             model_name=args.model, model_version=args.version,
             images=[image.tobytes() for image in images],
-            return_gate_activity=args.gates), timeout=args.timeout)
+            return_gate_activity=args.gates), timeout=args.timeout, metadata=headers)
         for i, prediction in enumerate(response.predictions):
             yield _where(path, i, len(images)), prediction
 
 
-def _streamed(stub, batches, args) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
+def _streamed(stub, batches, args, headers
+              ) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
     """One PredictStream: a request per image, all in flight, answers in order."""
     names = [_where(path, i, len(images)) for path, images in batches for i in range(len(images))]
     requests = (hw.PredictRequest(id=str(k), model_name=args.model, model_version=args.version,
                                   images=[image.tobytes()], return_gate_activity=args.gates)
                 for k, image in enumerate(image for _, images in batches for image in images))
     deadline = args.timeout * max(1.0, len(names) / 1000)
-    for answer in stub.PredictStream(requests, timeout=deadline):
+    for answer in stub.PredictStream(requests, timeout=deadline, metadata=headers):
         where = names[int(answer.id)]
         if answer.HasField("error"):
             yield where, answer.error
@@ -138,27 +140,33 @@ def main(argv: list[str] | None = None) -> int:
                         help="IDX label file (e.g. t10k-labels-idx1-ubyte.gz): report accuracy")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds per request (--stream: per 1,000 images)")
+    channels.add_flags(parser)
     args = parser.parse_args(argv)
     try:
+        transport = channels.from_args(args)
         batches = [(path, load(path)) for path in args.files]
         labels = _labels(args.labels, sum(len(images) for _, images in batches))
-    except (InputError, IdxError) as e:
+        channel = transport.channel(args.address, options=[
+            ("grpc.max_receive_message_length", 256 << 20),
+            ("grpc.max_send_message_length", 256 << 20)])
+    except (InputError, IdxError, channels.ChannelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    headers = transport.headers
     digits: list[int] = []
     failed = 0
     start = time.perf_counter()
-    with grpc.insecure_channel(args.address, options=[
-            ("grpc.max_receive_message_length", 256 << 20),
-            ("grpc.max_send_message_length", 256 << 20)]) as channel:
+    with channel:
         stub = hw_grpc.ClassifierStub(channel)
         try:
             layers = []
             if args.gates:
                 info = stub.GetModelInfo(hw.GetModelInfoRequest(
-                    model_name=args.model, model_version=args.version), timeout=args.timeout)
+                    model_name=args.model, model_version=args.version), timeout=args.timeout,
+                    metadata=headers)
                 layers = list(info.highway_layers)
-            for where, p in (_streamed if args.stream else _unary)(stub, batches, args):
+            send = _streamed if args.stream else _unary
+            for where, p in send(stub, batches, args, headers):
                 if isinstance(p, hw.Error):  # this image only; the stream goes on
                     print(f"error: {where}: {p.code}: {p.message}", file=sys.stderr)
                     failed += 1

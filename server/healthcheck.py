@@ -18,6 +18,14 @@ server/fleet.py), so one probe is enough.
 
 Only grpcio and grpcio-health-checking are imported (no ONNX Runtime, no
 server code), so a probe costs about a tenth of a second.
+
+TLS: the transport flags of :mod:`server.channels`. Inside the server's
+container the probe follows the server's own environment, so the image's
+HEALTHCHECK needs no flags: ``HIGHWAY_TLS_CERT`` set means TLS; the CA to verify
+the server, a client certificate for mutual TLS and the name to expect come
+from ``HIGHWAY_PROBE_TLS_CA``, ``HIGHWAY_PROBE_TLS_CERT``/``_KEY`` and
+``HIGHWAY_PROBE_TLS_SERVER_NAME``; when ``HIGHWAY_GRPC_RESTRICTED_PROTOCOL``
+restricts ``health``, the probe sends that header.
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server import channels
 
 # The server's own port variable; when set (as in the image), the probe follows it.
 PORT_ENV = "HIGHWAY_GRPC_PORT"
@@ -46,6 +57,8 @@ class ProbeSettings:
     """Health service name; "" is the server as a whole."""
     timeout: float = 2.0
     """Seconds to wait for the answer (connection included)."""
+    transport: channels.Transport = field(default_factory=channels.Transport)
+    """Plain or TLS, and the headers to send."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +82,14 @@ def probe(settings: ProbeSettings) -> ProbeResult:
     what = f"{settings.address} service {settings.service!r}"
     request = health_pb2.HealthCheckRequest(service=settings.service)
     try:
-        with grpc.insecure_channel(settings.address) as channel:
+        with settings.transport.channel(settings.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             # wait_for_ready: a server still binding its port counts against the
             # timeout instead of failing on the first refused connection.
-            response = stub.Check(request, timeout=settings.timeout, wait_for_ready=True)
+            response = stub.Check(request, timeout=settings.timeout, wait_for_ready=True,
+                                  metadata=settings.transport.headers)
+    except channels.ChannelError as error:
+        return ProbeResult(False, f"BAD_TLS_FILES: {error}")
     except grpc.RpcError as error:
         code = error.code()
         if code == grpc.StatusCode.NOT_FOUND:
@@ -117,8 +133,35 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ProbeS
     parser.add_argument(
         "--timeout", type=_positive_float, default=2.0, help="seconds to wait (default: 2)"
     )
+    channels.add_flags(parser)
+    parser.set_defaults(**server_environment(environ))
     args = parser.parse_args(argv)
-    return ProbeSettings(address=args.address, service=args.service, timeout=args.timeout)
+    try:
+        transport = channels.from_args(args)
+    except channels.ChannelError as e:
+        parser.error(str(e))
+    return ProbeSettings(address=args.address, service=args.service, timeout=args.timeout,
+                         transport=transport)
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    """Transport defaults that follow the server's own ``HIGHWAY_*`` settings (see above)."""
+    def path(name: str) -> Path | None:
+        value = environ.get(name, "").strip()
+        return Path(value) if value else None
+
+    defaults: dict[str, object] = {
+        "tls": bool(environ.get("HIGHWAY_TLS_CERT", "").strip()),
+        "tls_ca": path("HIGHWAY_PROBE_TLS_CA"),
+        "tls_cert": path("HIGHWAY_PROBE_TLS_CERT"),
+        "tls_key": path("HIGHWAY_PROBE_TLS_KEY"),
+        "tls_server_name": environ.get("HIGHWAY_PROBE_TLS_SERVER_NAME", "").strip(),
+    }
+    for spec in environ.get("HIGHWAY_GRPC_RESTRICTED_PROTOCOL", "").split(";"):
+        names, _, pair = spec.partition(":")
+        if "health" in (n.strip() for n in names.split(",")) and "=" in pair:
+            defaults["header"] = [pair.strip()]
+    return defaults
 
 
 def main(argv: Sequence[str] | None = None) -> int:

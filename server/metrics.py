@@ -39,6 +39,8 @@ class Metrics:
     model_info: Gauge
     queued: Gauge
     queue_capacity: Gauge
+    denied: Counter
+    certificate_expiry: Gauge
     model_load_duration: Histogram
     model_loads: Counter
     multiprocess: bool = False
@@ -119,6 +121,13 @@ def create(registry: CollectorRegistry, worker: int | None = None) -> Metrics:
             "highway_queue_capacity", "Most request parts that may wait (--max-queue); "
             "past it: RESOURCE_EXHAUSTED.", registry=registry,
             multiprocess_mode="livemax"),
+        denied=Counter(
+            "highway_denied_requests", "Calls refused for a missing or wrong restricted-"
+            "category header (--grpc-restricted-protocol).", ("category",), registry=registry),
+        certificate_expiry=Gauge(
+            "highway_tls_certificate_expiry_timestamp_seconds", "When the gRPC port's TLS "
+            "certificate in use expires (Unix time); 0 without TLS.", registry=registry,
+            multiprocess_mode="livemin"),  # the soonest among live workers
         **per_worker,
     )
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import types as types_module
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
@@ -37,7 +38,7 @@ class Settings:
     model_repository: Path = default_repository()
     """Triton-layout repository: <repo>/<model>/config.pbtxt and <version>/model.onnx."""
     host: str = "0.0.0.0"
-    """Address the gRPC and metrics servers bind to."""
+    """Address the gRPC server (and, unless ``metrics_host`` is set, /metrics) binds to."""
     grpc_port: int = 8001
     """gRPC port (0: any free port)."""
     metrics_port: int = 8002
@@ -77,11 +78,28 @@ class Settings:
     """Drift is recomputed at most this often (at scrape time)."""
     drift_threshold: float = 0.1
     """Drift score (largest layer PSI) above which the model counts as drifted."""
+    tls_cert: Path | None = None
+    """PEM certificate chain of the gRPC port; with ``tls_key`` it turns TLS on."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_client_ca: Path | None = None
+    """PEM CA certificate(s): clients must present a certificate it signed (mutual TLS)."""
+    grpc_restricted_protocol: tuple[str, ...] = field(default=(), repr=False)
+    """``CATEGORY[,CATEGORY...]:KEY=VALUE`` groups (Triton's option); repr hides the keys."""
+    metrics_host: str = ""
+    """Address of the /metrics endpoint ("": the same as ``host``)."""
+    max_connections: int = 1024
+    """Most open connections (TCP accepted, TLS included); past it new ones are closed."""
+    max_concurrent_streams: int = 100
+    """Most concurrent calls per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)."""
+    max_metadata_bytes: int = 16 * 1024
+    """Largest header block (metadata) of a call; larger ones are refused."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes"):
+        for name in ("max_batch_size", "max_request_images", "max_queue", "max_message_bytes",
+                     "max_connections", "max_concurrent_streams", "max_metadata_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -110,6 +128,23 @@ class Settings:
             port = getattr(self, name)
             if not -1 <= port <= 65535 or (name == "grpc_port" and port < 0):
                 raise ValueError(f"--{name.replace('_', '-')} {port} is not a port number")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together (the certificate and its key)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+        if self.grpc_restricted_protocol:
+            from server.restricted import parse_groups  # ValueError naming the bad group
+
+            parse_groups(self.grpc_restricted_protocol)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gRPC port speaks TLS."""
+        return self.tls_cert is not None
+
+
+# Environment variables of repeated flags split on ","; these groups hold commas themselves.
+_SEPARATORS = {"grpc_restricted_protocol": ";"}
 
 
 def _flag(name: str) -> str:
@@ -127,11 +162,12 @@ def parser() -> argparse.ArgumentParser:
     for f in fields(Settings):
         doc = _DOCS.get(f.name, "")
         env = ENV_PREFIX + f.name.upper()
-        kind = types[f.name]
+        kind = _optional(types[f.name])
         repeated = _repeated(kind)
+        between = _SEPARATORS.get(f.name, ",")
         p.add_argument(_flag(f.name), dest=f.name, type=str if repeated else kind, default=None,
                        metavar=f.name.upper(), action="append" if repeated else "store",
-                       help=f"{doc} [env {env}{' (comma-separated)' if repeated else ''}; "
+                       help=f"{doc} [env {env}{f' ({between!r}-separated)' if repeated else ''}; "
                             f"default {getattr(defaults, f.name)}]")
     return p
 
@@ -149,11 +185,13 @@ def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | No
             raw = environ.get(ENV_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kind = types[f.name]
+        kind = _optional(types[f.name])
         try:
-            if _repeated(kind):  # repeated flag, or a comma-separated variable
-                items = raw.split(",") if isinstance(raw, str) else raw
+            if _repeated(kind):  # repeated flag, or a separated variable
+                items = raw.split(_SEPARATORS.get(f.name, ",")) if isinstance(raw, str) else raw
                 values[f.name] = tuple(i.strip() for i in items if i.strip())
+            elif isinstance(raw, str) and not raw and kind is Path:
+                values[f.name] = None  # HIGHWAY_TLS_CERT= (empty): not set
             else:
                 values[f.name] = kind(raw)
         except ValueError:
@@ -166,6 +204,13 @@ def _types() -> dict[str, type]:
     (each also converts a flag's or a variable's text), or tuple[str, ...] (a repeated flag).
     """
     return typing.get_type_hints(Settings)
+
+
+def _optional(kind) -> type:
+    """``Path | None`` → ``Path``: the type a given value converts to."""
+    if isinstance(kind, types_module.UnionType) or typing.get_origin(kind) is typing.Union:
+        return next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind
 
 
 def _repeated(kind: type) -> bool:
@@ -194,4 +239,14 @@ _DOCS = {
     "drift_window": "images per model version in the drift window",
     "drift_interval_s": "seconds between drift recomputations",
     "drift_threshold": "drift score (largest layer PSI) counted as drift",
+    "tls_cert": "PEM certificate (chain) of the gRPC port; turns TLS on (with --tls-key); "
+                "replaced files are served to new connections",
+    "tls_key": "PEM private key of --tls-cert",
+    "tls_client_ca": "PEM CA bundle; clients must present a certificate it signed (mutual TLS)",
+    "grpc_restricted_protocol": "CATEGORY[,CATEGORY...]:KEY=VALUE, repeatable: calls of these "
+                                "categories need header KEY with VALUE (as Triton's option)",
+    "metrics_host": "bind address of /metrics (empty: the same as --host)",
+    "max_connections": "most open connections; past it new ones are closed",
+    "max_concurrent_streams": "most concurrent calls per connection (HTTP/2)",
+    "max_metadata_bytes": "largest header block of a call",
 }

@@ -41,6 +41,7 @@ from multiprocessing.connection import wait
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from server import tls
 from server.errors import StartupError
 from server.fleet import READY, STOPPED, Fleet
 from server.settings import Settings
@@ -160,6 +161,8 @@ class Supervisor:
     def run(self) -> int:
         """Runs until a signal or a worker's death; returns the exit code."""
         s = self.settings
+        if s.tls:  # a bad file is one line here, not one per worker
+            tls.load(s.tls_cert, s.tls_key, s.tls_client_ca)
         with contextlib.ExitStack() as cleanup:
             reserved = cleanup.enter_context(reserve_port(s.host, s.grpc_port))
             self._metrics_dir = metrics_folder()
@@ -182,10 +185,11 @@ class Supervisor:
             return None
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self._metrics_dir)
+        host = s.metrics_host or s.host
         try:
-            httpd, _thread = start_http_server(s.metrics_port, addr=s.host, registry=registry)
+            httpd, _thread = start_http_server(s.metrics_port, addr=host, registry=registry)
         except OSError as e:
-            raise StartupError(f"cannot serve metrics on {s.host}:{s.metrics_port}: "
+            raise StartupError(f"cannot serve metrics on {host}:{s.metrics_port}: "
                                f"{e.strerror}") from None
         cleanup.callback(httpd.server_close)
         cleanup.callback(httpd.shutdown)

@@ -139,3 +139,16 @@ def test_stream_flags_are_checked():
         with pytest.raises(SystemExit) as e:
             bench.parse(bad)
         assert e.value.code == 2
+
+
+def test_tls_run_drives_the_real_server_over_tls(tiny_repository, tmp_path):
+    out = tmp_path / "bench_tls.json"
+    done = _bench("--quick", "--tls", "--no-naive", "--no-floor", "--apis", "Predict",
+                  "--repository", str(tiny_repository), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["settings"]["tls"] is True
+    assert {r["server"] for r in result["runs"]} == {"real"}
+    for run in result["runs"]:
+        assert run["requests"] > 0 and run["errors"] == 0, run["error_codes"]
+        assert run["answers_checked"] == 2

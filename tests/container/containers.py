@@ -6,6 +6,7 @@ real podman or docker CLI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,12 +21,16 @@ from pathlib import Path
 
 import pytest
 
+from server.channels import Transport
 from server.healthcheck import ProbeSettings, probe
 
 log = logging.getLogger("container")
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE_TAG = "highway-mnist:test"
+# One tag per checkout: parallel checkouts sharing one engine's image store must not
+# run each other's builds (seen: a build from another checkout retagged between
+# this session's build and its `run`).
+IMAGE_TAG = f"highway-mnist:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]}"
 BUILD_TIMEOUT_S = 1800  # a cold build downloads ~100 MB of wheels
 SERVING_TIMEOUT_S = 120
 SETUP_HINT = "as root: bash ../shared/container/podman-setup.sh (installs podman)"
@@ -140,6 +145,8 @@ class Container:
     started_at: float
     serving_seconds: float = 0.0
     """From `run` to the first SERVING answer."""
+    transport: Transport = field(default_factory=Transport)
+    """How the host reaches its gRPC port (plain, or TLS with the mounted certificates)."""
 
     @property
     def address(self) -> str:
@@ -162,7 +169,7 @@ class Container:
     def wait_serving(self, timeout: float = SERVING_TIMEOUT_S) -> None:
         """Polls grpc.health.v1 from the host until SERVING; fails early if the container dies."""
         deadline = time.monotonic() + timeout
-        settings = ProbeSettings(address=self.address, timeout=1.0)
+        settings = ProbeSettings(address=self.address, timeout=1.0, transport=self.transport)
         last = ""
         while time.monotonic() < deadline:
             result = probe(settings)
@@ -184,7 +191,8 @@ class Container:
 
 def start_container(engine: Engine, image: BuiltImage, models: Path | None = None,
                     env: dict[str, str] | None = None, wait: bool = True,
-                    options: Sequence[str] = ()) -> Container:
+                    options: Sequence[str] = (), transport: Transport | None = None
+                    ) -> Container:
     """Runs the image detached on free ports (a repository mounted at /models if given).
 
     ``options`` go to ``run`` as they are (e.g. ``--read-only``).
@@ -200,7 +208,8 @@ def start_container(engine: Engine, image: BuiltImage, models: Path | None = Non
     args += list(options)
     started_at = time.monotonic()
     engine.run(*args, image.tag)
-    container = Container(engine, name, grpc_port, metrics_port, started_at)
+    container = Container(engine, name, grpc_port, metrics_port, started_at,
+                          transport=transport or Transport())
     if wait:
         try:
             container.wait_serving()

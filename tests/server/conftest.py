@@ -39,3 +39,11 @@ def shared_server(base_settings):
     running = launch(base_settings)
     yield running
     running.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A throw-away CA, server and client certificates (see bench/certs.py)."""
+    from bench.certs import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
