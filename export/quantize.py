@@ -24,6 +24,7 @@ import onnx
 
 from export import gates
 from export.errors import ExportError
+from highway_core.facts import INPUT_NAME
 
 CHOICES = ("int8",)  # values of --quantize
 CALIBRATION_IMAGES = 1000  # the first training images (never test images), in batches of 100
@@ -61,7 +62,7 @@ class _Images:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
-        return None if batch is None else {"images": batch}
+        return None if batch is None else {INPUT_NAME: batch}
 
 
 def quantize(fp32_path: Path, out_path: Path, calibration: np.ndarray,
