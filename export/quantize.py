@@ -50,7 +50,7 @@ class Recipe:
 
 
 # Chosen on the validation images (the last 5,000 training images), see export.quantize_study.
-SHIPPED = Recipe("s8s8-qdq-minmax", activations="int8")
+SHIPPED = Recipe("u8s8-qoperator-minmax", quant_format="QOperator")
 
 
 class _Images:

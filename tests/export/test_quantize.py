@@ -55,15 +55,21 @@ def test_every_weight_op_runs_on_int8_weights(int8_repository):
     model = onnx.load(model_dir(int8_repository, INT8_VERSION) / "model.onnx")
     what = quantize.summary(model)
     assert what["weight_ops"] >= 3 and what["weight_ops_int8"] == what["weight_ops"]
-    assert what["dequantize_nodes"] > what["weight_ops"]  # weights and activations
+    assert what["quantize_nodes"] > 0  # activations too
     # per-channel: every weight's scale has one entry per output channel
     inits = {i.name: i for i in model.graph.initializer}
+    scales = []
     for node in model.graph.node:
-        if node.op_type == "DequantizeLinear" and inits.get(node.input[0]) is not None \
-                and inits[node.input[0]].data_type == onnx.TensorProto.INT8:
-            weight = inits[node.input[0]]
-            if len(weight.dims) > 1:
-                assert len(inits[node.input[1]].dims) == 1 and inits[node.input[1]].dims[0] > 1
+        if node.op_type in ("QLinearConv", "QLinearMatMul"):  # QOperator: (w, w_scale) = 3, 4
+            weight, scale = node.input[3], node.input[4]
+        elif node.op_type == "DequantizeLinear":  # QDQ: the weight's own DequantizeLinear
+            weight, scale = node.input[0], node.input[1]
+        else:
+            continue
+        if weight in inits and inits[weight].data_type == onnx.TensorProto.INT8:
+            scales.append(inits[scale].dims)
+    assert len(scales) == what["weight_ops"]
+    assert all(len(dims) == 1 and dims[0] > 1 for dims in scales)
 
 
 def test_verification_holds_int8_to_its_bounds_and_records_them(int8_repository):
@@ -86,7 +92,7 @@ def test_int8_metadata_names_its_recipe_and_its_source(int8_repository, tiny_ker
     assert props["source_sha256"] == sha256(tiny_keras_model)
     recipe = json.loads(props["quantization"])
     assert recipe["weights"] == "int8 per channel" and recipe["calibration_images"] == 1000
-    assert recipe["quant_format"] == "QDQ"
+    assert recipe["quant_format"] == quantize.SHIPPED.quant_format
 
 
 def test_int8_answers_like_fp32_on_test_images(int8_repository, fixture_mnist):
