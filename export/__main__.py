@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="real test images to compare Keras and ONNX on (at least 1000)")
     p.add_argument("--with-keras", action="store_true",
                    help="also copy the .keras model into the version folder (shipped model)")
+    p.add_argument("--quantize", default=None, metavar="int8",
+                   help="write an int8 model instead (QDQ, per-channel int8 weights, "
+                   "calibrated on the first training images of the data folder; the gates "
+                   "stay HighwayGate nodes); verified to int8 bounds")
     return p.parse_args(argv)
 
 
@@ -40,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"highway-export: error: {missing}", file=sys.stderr)
         return 2
+    from export.quantize import CHOICES as QUANTIZE_CHOICES
+
+    if args.quantize is not None and args.quantize not in QUANTIZE_CHOICES:
+        print(f"highway-export: error: --quantize {args.quantize!r} is not supported; "
+              f"choose from {', '.join(QUANTIZE_CHOICES)}", file=sys.stderr)
+        return 2
     from export.exporter import export_model
 
     try:
         export_model(args.model, args.repository, name=args.name, version=args.version,
                      data_dir=args.data_dir, images=args.images, with_keras=args.with_keras,
+                     quantize=args.quantize,
                      log=lambda line: print(line, flush=True))
     except ExportError as e:
         print(f"highway-export: error: {one_line(e)}", file=sys.stderr)

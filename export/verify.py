@@ -4,7 +4,9 @@ Checks, in order: ``onnx.checker`` (full), the gate structure (one ``HighwayGate
 node per Keras highway layer, named after it, the function body as built, no
 loose Sigmoid), and parity on real MNIST test images — probabilities within
 ``TOLERANCE``, identical top-1 for every image, gate means within ``TOLERANCE``.
-Writes ``verification.json`` beside the model, passed or not.
+An int8 model (``quantization`` in its metadata) must also have int8 weights in
+every weight op and is held to ``export.criteria.INT8`` instead. Writes
+``verification.json`` beside the model, passed or not.
 
 ``python -m export.verify MODEL.onnx --keras model.keras [--data-dir DIR] [--images N]``
 """
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from export import gates, parity, plots
+from export import criteria, gates, parity, plots, quantize
 from export.errors import ExportError, VerificationError
 from export.repository import sha256
 from highway_core import drift
@@ -105,12 +107,18 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
         "passed": False, "model": onnx_path.name, "keras_model": Path(keras_path).name,
         "keras_sha256": sha256(Path(keras_path)), "data": _display(data.source),
         "data_origin": origin, "images": int(len(x)),
-        "tolerance": TOLERANCE, "highway_layers": layers,
+        "highway_layers": layers,
     }
     try:
         proto = onnx.load(onnx_path)
     except Exception as e:  # noqa: BLE001 - protobuf's decode errors share no base
         return _fail(report, onnx_path, start, f"cannot load {onnx_path}: {e}")
+    recipe = quantize.recipe_of(proto)
+    bounds = criteria.for_model(recipe is not None)
+    report["tolerance"] = TOLERANCE if recipe is None else bounds.as_report()
+    if recipe is not None:
+        report["quantization"] = recipe
+        report["quantized"] = quantize.summary(proto)
     report["opset"] = next((o.version for o in proto.opset_import if o.domain == ""), None)
     report["gate_nodes"] = [n.name for n in gates.gate_nodes(proto)]
     try:
@@ -120,6 +128,8 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
                      f"onnx.checker rejected the model: {first_line(e)}")
     report["checker"] = "passed (full_check)"
     problems = structure_problems(proto, layers)
+    if recipe is not None:
+        problems += quantize.problems(proto)
     if problems:
         return _fail(report, onnx_path, start, "; ".join(problems))
     report["structure"] = "passed"
@@ -147,19 +157,14 @@ def verify(onnx_path: str | os.PathLike[str], keras_path: str | os.PathLike[str]
     })
     try:
         drawn = plots.verification_figure(
-            onnx_path.parent / plots.FILENAME, np.abs(p_keras - p_onnx), TOLERANCE, layers,
+            onnx_path.parent / plots.FILENAME, np.abs(p_keras - p_onnx),
+            bounds.plot_tolerance(), layers,
             g_keras, g_onnx, f"{model.name}: ONNX Runtime vs Keras on {len(x):,} real MNIST "
             f"test images ({report['data']})")
     except OSError as e:
         raise ExportError(f"cannot write {plots.FILENAME}: {e.strerror}") from None
     report["figure_images"] = int(drawn.sum())  # the histogram's count: every image, or a bug
-    failures = []
-    if report["max_abs_diff_probabilities"] > TOLERANCE:
-        failures.append(f"probabilities differ by {report['max_abs_diff_probabilities']:.3g}")
-    if report["top1_mismatches"]:
-        failures.append(f"top-1 differs on {report['top1_mismatches']} of {len(x)} images")
-    if report["max_abs_diff_gate_activity"] > TOLERANCE:
-        failures.append(f"gate_activity differs by {report['max_abs_diff_gate_activity']:.3g}")
+    failures = bounds.failures(report)
     if failures:
         return _fail(report, onnx_path, start, "parity failed: " + "; ".join(failures))
     # The verified gate activity is the server's drift baseline (highway_core.drift).
@@ -180,6 +185,7 @@ def summary(report: dict) -> str:
             f"max |dp| {report['max_abs_diff_probabilities']:.2e}, "
             f"max |dgate| {report['max_abs_diff_gate_activity']:.2e}, "
             f"top-1 agreement {report['top1_agreement']:.2%}, "
+            f"accuracy {report['accuracy_onnx']:.2%} (Keras {report['accuracy_keras']:.2%}), "
             f"{len(report['gate_nodes'])} gate nodes")
 
 

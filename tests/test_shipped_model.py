@@ -1,4 +1,6 @@
-"""The shipped model repository (models/): present, consistent, and as good as recorded.
+"""The shipped fp32 model (models/highway_mnist/1): present, consistent, as good as recorded.
+
+Version 2, its int8 twin, is checked in test_shipped_int8.py.
 
 The full-test-set re-evaluation needs all 10,000 MNIST test images, which live
 outside the repository: it runs where ``HIGHWAY_DATA_DIR`` points at them (CI
@@ -17,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "highway_mnist"
-VERSION_DIR = max((p for p in MODEL_DIR.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+FP32_VERSION = 1
+VERSION_DIR = MODEL_DIR / str(FP32_VERSION)
 PAPER_BEST = 0.9955
 GOAL = 0.995
 
@@ -49,7 +52,14 @@ def test_shipped_model_meets_the_goal_and_the_records_agree():
     assert reference.images == 10_000
 
 
-def _full_test_set() -> str:
+def test_repository_serves_every_version_and_the_highest_by_default():
+    config = (MODEL_DIR / "config.pbtxt").read_text()
+    assert "version_policy: { all { } }" in config  # what Triton reads
+    versions = sorted(int(p.name) for p in MODEL_DIR.iterdir() if p.name.isdigit())
+    assert versions == [FP32_VERSION, 2]  # 2: int8; a request without a version gets it
+
+
+def full_test_set() -> str:
     folder = os.environ.get("HIGHWAY_DATA_DIR", "")
     if folder and Path(folder).is_dir():
         return folder
@@ -59,7 +69,7 @@ def _full_test_set() -> str:
 
 
 def test_shipped_onnx_model_still_reaches_its_recorded_accuracy(tmp_path):
-    data_dir = _full_test_set()
+    data_dir = full_test_set()
     from export.verify import verify
 
     # Verify a copy: the check writes its own report, and the committed one is the record.
