@@ -6,9 +6,14 @@ import grpc
 import numpy as np
 import pytest
 
+from highway_core.facts import version_folders
 from protos.highway.v1 import classifier_pb2 as hw
+from server.settings import default_repository
 from tests.server.helpers import launch
-from tests.server.streaming import predict, shipped_settings
+from tests.server.streaming import MODEL, predict, shipped_settings
+
+# A request without a version gets the highest one (Triton's rule): int8 version 2 today.
+LATEST = max(version_folders(default_repository() / MODEL))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,7 @@ def test_answers_come_in_order_and_bad_requests_get_the_unary_error(server, fixt
     assert len(good) == len(images)
     unary = server.classifier.Predict(predict(images, return_gate_activity=True), timeout=30)
     for i, answer in enumerate(good):
-        assert answer.response.id == f"img{i}" and answer.response.model_version == 1
+        assert answer.response.id == f"img{i}" and answer.response.model_version == LATEST
         (prediction,) = answer.response.predictions
         expected = unary.predictions[i]
         assert prediction.digit == expected.digit
