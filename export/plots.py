@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,10 @@ def verification_figure(path: Path, diffs: np.ndarray, tolerance: float,
     import matplotlib
 
     matplotlib.use("Agg")  # headless: export runs on servers and in CI
+    # Font fallbacks are matplotlib's business, not the user's: its font manager warns on
+    # stderr (e.g. "findfont: Font family ['STIXGeneral'] not found") where the export's
+    # CLIs promise one line.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
 
     fig, (ax_diff, ax_gate) = plt.subplots(1, 2, figsize=(11, 4))
