@@ -15,7 +15,8 @@ import pytest
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from tests.container.containers import BuiltImage, Engine, start_container
-from tests.container.test_image import HARDENED, sample, scrape
+from tests.container.test_image import HARDENED
+from tests.polling import metrics_text, parse, sample
 
 pytestmark = pytest.mark.container
 
@@ -38,11 +39,12 @@ def test_two_workers_in_the_hardened_image_serve_merge_metrics_and_stop_with_0(
             with grpc.insecure_channel(container.address, options=options) as channel:
                 hw_grpc.ClassifierStub(channel).Predict(request, timeout=30)
 
-        text = scrape(container)
-        assert sample(text, "highway_requests_total", method="Predict", code="OK") == CONNECTIONS
+        text = metrics_text(container.metrics_port)
+        samples = parse(text)
+        assert sample(samples, "highway_requests_total", method="Predict", code="OK") == CONNECTIONS
         ready = [line for line in text.splitlines() if line.startswith("highway_worker_ready{")]
         assert len(ready) == 2 and all(line.endswith(" 1.0") for line in ready), ready
-        shares = [sample(text, "highway_worker_requests_total", worker=w) for w in ("0", "1")]
+        shares = [sample(samples, "highway_worker_requests_total", worker=w) for w in ("0", "1")]
         assert sum(shares) == CONNECTIONS and min(shares) > 0, shares
 
         engine.run("stop", "-t", "30", container.name, timeout=60)
