@@ -67,7 +67,9 @@ def test_deadline_and_cancellation_are_counted_under_their_own_codes(start_serve
         return running.metric("highway_requests_total", {"method": "Predict", "code": code})
 
     # A small request queued behind ~12k runs: its deadline passes while it waits.
+    small = 0
     for _ in range(5):
+        small += 1
         with pytest.raises(grpc.RpcError) as caught:
             running.classifier.Predict(hw.PredictRequest(images=[bytes(784)]), timeout=0.2)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -78,8 +80,10 @@ def test_deadline_and_cancellation_are_counted_under_their_own_codes(start_serve
     cancelled = sum(b.cancel() for b in blockers)  # True: still running when cancelled
     settle(running)
     # A blocker whose answer was already on its way when the client cancelled is
-    # counted OK by the server: cancellation races the end of the call.
-    assert cancelled >= 1 and 1 <= counted("CANCELLED") <= cancelled
+    # counted OK by the server: cancellation races the end of the call. A small request
+    # whose deadline passed can reach the server as a cancellation instead (seen in CI).
+    expired_as_cancel = small - counted("DEADLINE_EXCEEDED")
+    assert cancelled >= 1 and 1 <= counted("CANCELLED") <= cancelled + expired_as_cancel
     assert running.metric("highway_batch_size_sum") < 3 * 4096  # dropped work never ran
 
 
