@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -108,47 +109,41 @@ class ServerProcess:
 
     def wait_ready(self, method: str, payload: bytes, timeout: float = 180) -> None:
         """Sends ``payload`` until it is answered OK; RuntimeError if the process dies."""
-        deadline = time.monotonic() + timeout
         with self.transport.channel(self.target) as channel:
             call = channel.unary_unary(method)
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}"
-                                       f"{self._tail()}")
-                try:
-                    call(payload, timeout=5)
+            self._poll(lambda: call(payload, timeout=5) is not None, "ready", timeout)
+
+    def wait_serving(self, timeout: float = 180) -> None:
+        """Polls grpc.health.v1 until SERVING (under --workers: every worker loaded)."""
+        request = health_pb2.HealthCheckRequest()
+        with self.transport.channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            self._poll(lambda: stub.Check(request, timeout=5).status == SERVING, "SERVING",
+                       timeout)
+
+    def _poll(self, answered: Callable[[], bool], what: str, timeout: float) -> None:
+        """Calls ``answered`` every 0.1 s until it is true (an RpcError counts as not yet);
+        RuntimeError, with the log's tail, if the process dies or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}"
+                                   f"{self._tail()}")
+            try:
+                if answered():
                     return
-                except grpc.RpcError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{self.name} server not ready after {timeout:.0f} s"
-                                           f"{self._tail()}") from None
-                    time.sleep(0.1)
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} server not {what} after {timeout:.0f} s"
+                                   f"{self._tail()}")
+            time.sleep(0.1)
 
     def _tail(self) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""
         lines = self.log_path.read_text(errors="replace").strip().splitlines()[-5:]
         return ": " + " | ".join(lines) if lines else ""
-
-    def wait_serving(self, timeout: float = 180) -> None:
-        """Polls grpc.health.v1 until SERVING (under --workers: every worker loaded)."""
-        deadline = time.monotonic() + timeout
-        request = health_pb2.HealthCheckRequest()
-        with self.transport.channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} server exited with {self.proc.returncode}"
-                                       f"{self._tail()}")
-                try:
-                    if stub.Check(request, timeout=5).status == SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} server not SERVING after {timeout:.0f} s"
-                                       f"{self._tail()}")
-                time.sleep(0.1)
 
     def pids(self) -> list[int]:
         """The server process and its children (the workers under --workers; Linux /proc)."""
