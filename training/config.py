@@ -78,8 +78,10 @@ class DepthConfig:
     lr_decay: float = 0.9  # learning-rate factor per epoch (exponential decay)
     val_size: int = 5000  # last training images held out, as training does (not fitted)
     train_size: int | None = 10000  # fit on the first N fitting images; None: all 55,000
-    keep_depth: int = 50  # the highway depth whose best model is saved for the gate analysis
-    gate_bias: float | None = None  # highway gate bias init; None: the paper's -1/-2/-3 rule
+    keep_depth: int = 50  # the highway depth whose best model is saved for the gates; 0: none
+    # Highway gate-bias inits searched per configuration, like the learning rates;
+    # None stands for ``paper_gate_bias(depth)``.
+    gate_biases: tuple[float | None, ...] = (None,)
 
     def validate(self) -> None:
         if not self.depths or min(self.depths) < 2:
@@ -94,7 +96,8 @@ class DepthConfig:
             raise ValueError(f"--train-size must be positive (0: all), got {self.train_size}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("--epochs and --batch-size must be positive")
-        if self.gate_bias is not None and not self.gate_bias < 0:
-            raise ValueError(f"--gate-bias must be negative (a carry bias), got {self.gate_bias}")
-        if "highway" in self.kinds and self.keep_depth not in self.depths:
+        if not self.gate_biases or any(b is not None and not b < 0 for b in self.gate_biases):
+            raise ValueError("--gate-bias must be negative (a carry bias), got "
+                             f"{list(self.gate_biases)}")
+        if "highway" in self.kinds and self.keep_depth and self.keep_depth not in self.depths:
             raise ValueError(f"--keep-depth {self.keep_depth} is not one of --depths")

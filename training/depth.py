@@ -20,6 +20,7 @@ import tensorflow as tf
 from training import models
 from training.config import KINDS, DepthConfig  # noqa: F401 - re-exported here
 from training.data import Mnist
+from training.depth_tables import accuracy_text, loss_text, rank
 from training.layers import is_highway, paper_gate_bias
 from training.train import TrainConfig, make_dataset, make_optimizer
 
@@ -66,13 +67,16 @@ def _finite(value: float) -> float | None:
 
 
 def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, seed: int,
-            tag: str = "", save_to: Path | None = None) -> dict:
-    """Train one network; returns its record (curve, best/final loss, test accuracy)."""
+            tag: str = "", save_to: Path | None = None, gate_bias: float | None = None) -> dict:
+    """Train one network; returns its record (curve, best/final loss, test accuracy).
+
+    ``gate_bias`` is a highway net's gate-bias init; None: ``paper_gate_bias(depth)``.
+    """
     keras.utils.set_random_seed(seed)
     (x_fit, y_fit), _ = data.split_validation(cfg.val_size)
     if cfg.train_size is not None:
         x_fit, y_fit = x_fit[: cfg.train_size], y_fit[: cfg.train_size]
-    model = build(kind, depth, seed, cfg.gate_bias)
+    model = build(kind, depth, seed, gate_bias)
     steps = -(-len(x_fit) // cfg.batch_size)
     train_cfg = TrainConfig(model="fc", depth=depth, plain=kind == "plain", epochs=cfg.epochs,
                             batch_size=cfg.batch_size, optimizer="sgd", lr=lr,
@@ -96,7 +100,7 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
     return {
         "kind": kind, "depth": depth, "lr": lr, "seed": seed,
         "gate_bias": (None if kind == "plain" else
-                      cfg.gate_bias if cfg.gate_bias is not None else paper_gate_bias(depth)),
+                      gate_bias if gate_bias is not None else paper_gate_bias(depth)),
         "params": int(model.count_params()),
         "train_loss": [_finite(v) for v in losses],
         "train_accuracy": [float(v) for v in history.history["accuracy"]],
@@ -121,14 +125,22 @@ def save_without_optimizer(model: keras.Model, path: Path) -> None:
     bare.save(path)
 
 
-def _rank(run: dict) -> tuple[bool, float]:
-    # Diverged runs rank last; one that never had a finite loss after every other.
-    loss = run["best_train_loss"]
-    return run["diverged"], math.inf if loss is None else loss
+# The gate bias is not part of the budget: like the learning rate it is searched,
+# and each run records its own (configs written before the search have "gate_bias").
+BUDGET_KEYS = ("epochs", "batch_size", "momentum", "lr_decay", "val_size", "train_size")
 
 
-BUDGET_KEYS = ("epochs", "batch_size", "momentum", "lr_decay", "val_size", "train_size",
-               "gate_bias")
+def gate_biases(cfg: DepthConfig, kind: str, depth: int) -> list[float | None]:
+    """The gate-bias inits one configuration is trained with (None for plain nets)."""
+    if kind == "plain":
+        return [None]
+    return list(dict.fromkeys(paper_gate_bias(depth) if b is None else float(b)
+                              for b in cfg.gate_biases))
+
+
+def run_key(run: dict) -> tuple:
+    """What tells two runs of one budget apart."""
+    return run["kind"], run["depth"], run["lr"], run["seed"], run.get("gate_bias")
 
 
 def same_budget(cfg: DepthConfig, previous_config: dict) -> bool:
@@ -150,45 +162,49 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
     """
     cfg.validate()
     tf.config.experimental.enable_op_determinism()
-    grid = [(kind, depth, lr, seed) for depth in cfg.depths for kind in cfg.kinds
-            for lr in cfg.lrs for seed in cfg.seeds]
-    done = {(r["kind"], r["depth"], r["lr"], r["seed"]): r for r in previous or []}
+    grid = [(kind, depth, lr, seed, bias) for depth in cfg.depths for kind in cfg.kinds
+            for bias in gate_biases(cfg, kind, depth) for lr in cfg.lrs for seed in cfg.seeds]
+    done = {run_key(r): r for r in previous or []}
     runs = [r for key, r in done.items() if key not in grid]
     # A diverged run's weights hold NaN: never kept for the gate analysis.
-    kept = min((r for r in done.values() if (r["kind"], r["depth"]) == ("highway",
-                cfg.keep_depth) and not r["diverged"]), key=_rank, default=None)
+    # --keep-depth 0 keeps no network (a search whose nets nobody analyses).
+    kept = min((r for r in done.values() if cfg.keep_depth and (r["kind"], r["depth"]) == (
+                "highway", cfg.keep_depth) and not r["diverged"]), key=rank, default=None)
     if kept is not None and not (out / model_name).is_file():
         raise ValueError(f"{out / model_name} is missing, so earlier runs cannot be reused; "
                          "run without --resume")
     start = time.perf_counter()
-    for i, (kind, depth, lr, seed) in enumerate(grid, start=1):
-        tag = f"[{i}/{len(grid)}] {kind}-{depth} lr={lr:g} seed={seed}"
-        if (kind, depth, lr, seed) in done:
-            runs.append(done[(kind, depth, lr, seed)])
+    for i, key in enumerate(grid, start=1):
+        kind, depth, lr, seed, bias = key
+        tag = (f"[{i}/{len(grid)}] {kind}-{depth} lr={lr:g} seed={seed}"
+               + ("" if bias is None else f" gate_bias={bias:g}"))
+        if key in done:
+            runs.append(done[key])
             print(f"{tag}: reused from an earlier invocation", flush=True)
             continue
         candidate = out / f".candidate_{model_name}"
         keep = kind == "highway" and depth == cfg.keep_depth
-        run = run_one(cfg, data, kind, depth, lr, seed, tag, candidate if keep else None)
+        run = run_one(cfg, data, kind, depth, lr, seed, tag, candidate if keep else None, bias)
         runs.append(run)
         if keep:
-            if not run["diverged"] and (kept is None or _rank(run) < _rank(kept)):
+            if not run["diverged"] and (kept is None or rank(run) < rank(kept)):
                 candidate.replace(out / model_name)
                 kept = run
             else:
                 candidate.unlink()
         if on_run is not None:  # with the reused runs still ahead, so none goes missing
             on_run(runs + [done[key] for key in grid[i:] if key in done])
-        print(f"{tag}: best loss {_loss(run['best_train_loss'])}, test accuracy "
-              f"{_accuracy(run['test_accuracy'])}, "
+        print(f"{tag}: best loss {loss_text(run['best_train_loss'])}, test accuracy "
+              f"{accuracy_text(run['test_accuracy'])}, "
               f"{run['seconds']:.0f} s; {time.perf_counter() - start:.0f} s so far", flush=True)
-    runs.sort(key=lambda r: (r["depth"], KINDS.index(r["kind"]), r["lr"], r["seed"]))
+    runs.sort(key=lambda r: (r["depth"], KINDS.index(r["kind"]), -(r.get("gate_bias") or 0),
+                             r["lr"], r["seed"]))
     configs = list(dict.fromkeys((r["kind"], r["depth"]) for r in runs))
-    best = [min((r for r in runs if (r["kind"], r["depth"]) == key), key=_rank)
+    best = [min((r for r in runs if (r["kind"], r["depth"]) == key), key=rank)
             for key in configs]
-    rows = [{k: r[k] for k in ("kind", "depth", "best_train_loss", "final_train_loss",
-                               "test_accuracy", "epochs", "lr", "seed", "params", "diverged",
-                               "seconds")} for r in best]
+    rows = [{k: r.get(k) for k in ("kind", "depth", "best_train_loss", "final_train_loss",
+                                   "test_accuracy", "epochs", "lr", "seed", "gate_bias",
+                                   "params", "diverged", "seconds")} for r in best]
     counts = [sum((r["kind"], r["depth"]) == key for r in runs) for key in configs]
     return {"rows": rows, "runs": runs, "config": asdict(cfg),
             "runs_per_config": [min(counts), max(counts)],
@@ -202,49 +218,6 @@ def run_grid(cfg: DepthConfig, data: Mnist, out: Path, model_name: str,
 
 def curves_by_config(report: dict) -> dict[tuple[str, int], list[float | None]]:
     """The training-loss curve of each configuration's best run, for the figure."""
-    best = {(r["kind"], r["depth"]): (r["lr"], r["seed"]) for r in report["rows"]}
+    best = {(r["kind"], r["depth"]): run_key(r) for r in report["rows"]}
     return {key: r["train_loss"] for r in report["runs"]
-            for key in [(r["kind"], r["depth"])] if best[key] == (r["lr"], r["seed"])}
-
-
-def _loss(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4f}"
-
-
-def _accuracy(value: float | None) -> str:
-    # None is a diverged run: its weights hold NaN, so there is no accuracy to show.
-    return "diverged" if value is None else f"{100 * value:.2f}%"
-
-
-def depth_summary(rows: list[dict]) -> str:
-    """The best run per configuration as a Markdown table (for the log and RESULTS.md)."""
-    lines = ["| kind | depth | params | best train loss | final train loss | test accuracy | lr |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['kind']} | {r['depth']} | {r['params']:,} | {_loss(r['best_train_loss'])} | "
-              f"{_loss(r['final_train_loss'])} | {_accuracy(r['test_accuracy'])} | "
-              f"{r['lr']:g} |" for r in rows]
-    return "\n".join(lines)
-
-
-def grid_table(runs: list[dict]) -> str:
-    """Every run's best training loss, configurations × learning rates, as a Markdown table.
-
-    A cell shows the lowest loss over its seeds and how many of them diverged (a
-    diverged run's loss is its last finite one).
-    """
-    lrs = sorted({r["lr"] for r in runs})
-    configs = list(dict.fromkeys((r["kind"], r["depth"]) for r in runs))
-    lines = ["| kind | depth | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
-             "|---|---:|" + "---:|" * len(lrs)]
-    for kind, depth in configs:
-        cells = []
-        for lr in lrs:
-            cell = [r for r in runs if (r["kind"], r["depth"], r["lr"]) == (kind, depth, lr)]
-            losses = [r["best_train_loss"] for r in cell if r["best_train_loss"] is not None]
-            diverged = sum(r["diverged"] for r in cell)
-            text = f"{min(losses):.4f}" if losses else "–"
-            if diverged:
-                text += f" ({diverged} of {len(cell)} diverged)"
-            cells.append(text if cell else "–")
-        lines.append(f"| {kind} | {depth} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            for key in [(r["kind"], r["depth"])] if best[key] == run_key(r)}

@@ -40,7 +40,7 @@ class Settings:
     model: Path | None = None  # gates/lesion: the network to analyse; None: the depth run's
     example: int = 0  # gates: index of the test image shown
     resume: bool = False  # depth: reuse runs in OUT/depth_runs.json made with the same budget
-    lesion_train_images: int = 10000  # lesion: training images also evaluated (paper: train set)
+    train_images: int = 10000  # gates/lesion: training images analysed (as the paper)
 
 
 # Smoke-test sizes: the same code paths in seconds; on the 3,000-image fixture.
@@ -65,9 +65,11 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--batch-size", type=int, help="depth: images per step")
     p.add_argument("--train-size", type=int,
                    help="depth: fit on the first N training images (default 10000; 0: all)")
-    p.add_argument("--keep-depth", type=int, help="depth: highway depth kept for gates/lesion")
-    p.add_argument("--gate-bias", type=float,
-                   help="depth: highway gate bias init (default: the paper's -1/-2/-3 by depth)")
+    p.add_argument("--keep-depth", type=int,
+                   help="depth: highway depth whose best net is kept for gates/lesion (0: none)")
+    p.add_argument("--gate-bias", type=float, nargs="+",
+                   help="depth: highway gate-bias inits searched, like --lrs (default: the rule "
+                        "of training.layers.paper_gate_bias)")
     p.add_argument("--resume", action="store_true",
                    help="depth: reuse the runs in OUT/depth_runs.json made with the same budget")
     p.add_argument("--model", default=None, help="gates/lesion: .keras file to analyse")
@@ -77,7 +79,7 @@ def parse_args(argv: list[str] | None = None):
     overrides = {"seeds": args.seeds, "lrs": args.lrs, "depths": args.depths, "kinds": args.kinds,
                  "epochs": args.epochs, "batch_size": args.batch_size,
                  "train_size": args.train_size, "keep_depth": args.keep_depth,
-                 "gate_bias": args.gate_bias}
+                 "gate_biases": args.gate_bias}
     depth = replace(depth, **{k: tuple(v) if isinstance(v, list) else v
                               for k, v in overrides.items() if v is not None})
     if depth.train_size == 0:
@@ -85,7 +87,7 @@ def parse_args(argv: list[str] | None = None):
     settings = Settings(command=args.command, out=Path(args.out), data_dir=args.data_dir,
                         quick=args.quick, model=Path(args.model) if args.model else None,
                         example=args.example, resume=args.resume,
-                        lesion_train_images=1000 if args.quick else 10000)
+                        train_images=1000 if args.quick else 10000)
     return settings, depth
 
 
@@ -112,7 +114,7 @@ def _previous_runs(settings: Settings, depth_cfg) -> list[dict]:
 
 
 def run_depth(settings: Settings, depth_cfg) -> None:
-    from training import depth, plots
+    from training import depth, depth_tables, plots
     from training.data import load_mnist
     from training.train import versions
 
@@ -127,8 +129,9 @@ def run_depth(settings: Settings, depth_cfg) -> None:
 
     report = depth.run_grid(depth_cfg, data, settings.out, name,
                             previous=_previous_runs(settings, depth_cfg), on_run=save_progress)
-    print(depth.depth_summary(report["rows"]), depth.grid_table(report["runs"]), sep="\n\n",
-          flush=True)
+    print(depth_tables.depth_summary(report["rows"]), depth_tables.grid_table(report["runs"]),
+          depth_tables.bias_table(report["runs"]), depth_tables.ratio_table(report["runs"]),
+          sep="\n\n", flush=True)
     _write_json(settings.out / "depth.json", report["rows"])
     _write_json(runs_file,
                 {**provenance.stamp(), "config": report["config"], "complete": True,
@@ -156,11 +159,13 @@ def run_gates_or_lesion(settings: Settings, depth_cfg) -> None:
     model = gate_analysis.load(path)
     data = load_mnist(settings.data_dir)
     start = time.perf_counter()
+    # Training images: the first N of the fitting split (the paper averages over training
+    # examples); the test set is reported beside them.
+    (x_fit, y_fit), _ = data.split_validation(depth_cfg.val_size)
+    n = settings.train_images
     if settings.command == "gates":
-        report = gate_analysis.gates(model, data, settings.example)
+        report = gate_analysis.gates(model, data, x_fit[:n], settings.example)
     else:
-        (x_fit, y_fit), _ = data.split_validation(depth_cfg.val_size)
-        n = settings.lesion_train_images
         report = gate_analysis.lesion(model, data.x_test, data.y_test, x_fit[:n], y_fit[:n])
     # The file's name and digest: a report must say which network it analysed, even
     # after the file was copied and renamed (runs/…/highway_fc50.keras → docs/results/…).

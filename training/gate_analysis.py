@@ -1,8 +1,9 @@
 """What a trained highway fc net does with its gates (paper Figures 2 and 4).
 
-``gates``  reads the transform-gate biases, the mean gate output T over the test
-           set (per layer through ``models.with_gate_activity``, per unit through a
-           layer-by-layer pass), and one test image's gates and block outputs.
+``gates``  reads the transform-gate biases, the mean gate output T over training
+           images (as the paper averages) and over the test set (per layer through
+           ``models.with_gate_activity``, per unit through a layer-by-layer pass), and
+           one test image's gates and block outputs.
 ``lesion`` shuts one layer's gates at a time (T = 0: the layer copies its input)
            on a copy of the network and measures the error, for every layer.
 """
@@ -62,8 +63,9 @@ def trace(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarra
     return np.concatenate(probabilities), stack, stacked_outputs
 
 
-def gates(model: keras.Model, data: Mnist, example: int = 0) -> dict:
-    """The numbers behind paper Figure 2, for the test set and test image ``example``."""
+def gates(model: keras.Model, data: Mnist, x_train: np.ndarray, example: int = 0) -> dict:
+    """The numbers behind paper Figure 2: over ``x_train`` (training images, as the paper),
+    over the test set beside them, and for test image ``example``."""
     if not 0 <= example < len(data.x_test):
         raise ValueError(f"--example must be in 0..{len(data.x_test) - 1}, got {example}")
     layers = models.highway_layers(model)
@@ -77,6 +79,7 @@ def gates(model: keras.Model, data: Mnist, example: int = 0) -> dict:
     if mismatch > 1e-3:
         raise ValueError(f"gate means disagree between the two passes by {mismatch:.2g}")
     one_gate = np.stack([t[example] for t in gate_maps])
+    train_units = np.stack([t.mean(axis=0) for t in trace(model, x_train)[1]])
     predictions = probabilities.argmax(axis=1)
     return {
         "title": f"{model.name}: {len(layers)} highway layers of {bias.shape[1]} units; "
@@ -87,14 +90,19 @@ def gates(model: keras.Model, data: Mnist, example: int = 0) -> dict:
         "gate_bias": _round(bias, 3),
         "mean_gate": _round(activity.mean(axis=0)),
         "mean_gate_units": _round(mean_units, 3),
+        "mean_gate_train": _round(train_units.mean(axis=1)),
+        "mean_gate_units_train": _round(train_units, 3),
+        "train_images": int(len(x_train)),
         "test_accuracy": float((predictions == data.y_test).mean()),
         "test_images": int(len(data.x_test)),
         "summary": {
             "mean_gate_bias": float(bias.mean()),
             "share_of_biases_below_init": float((bias < layers[0].gate_bias_init).mean()),
             "mean_gate_test_set": float(activity.mean()),
+            "mean_gate_train_set": float(train_units.mean()),
             "mean_gate_example": float(one_gate.mean()),
             "share_open_mean": float((mean_units > 0.5).mean()),  # T > 0.5 on average
+            "share_open_mean_train": float((train_units > 0.5).mean()),
             "share_open_example": float((one_gate > 0.5).mean()),  # T > 0.5 for one image
         },
         "example": {

@@ -51,8 +51,9 @@ def depth_curves(curves: dict[tuple[str, int], list[float | None]], rows: list[d
             values = np.array([np.nan if v is None else v for v in losses], dtype=float)
             row = by_key[(kind, depth)]
             diverged = ", diverged" if row["diverged"] else ""
+            bias = "" if row.get("gate_bias") is None else f", gate bias {row['gate_bias']:g}"
             ax.plot(epochs, values, marker=".", color=COLOURS[kind],
-                    label=f"{kind} (lr {row['lr']:g}{diverged})")
+                    label=f"{kind} (lr {row['lr']:g}{bias}{diverged})")
         ax.set(title=f"{depth} layers", xlabel="epoch", yscale="log")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
@@ -84,7 +85,12 @@ def gates(report: dict, path: Path) -> None:
     spread = max(float(np.abs(bias - init).max()), 1e-3)
     _heatmap(axes[0], bias, f"transform gate biases $b_T$\n(centred on the initial {init:g})",
              "RdBu_r", vmin=init - spread, vmax=init + spread)
-    _heatmap(axes[1], mean_t, "mean transform gate output\n(test set)", "viridis", 0, 1)
+    # The paper averages over training examples; reports made before that have the test set.
+    if report.get("train_images"):
+        shown, where = np.array(report["mean_gate_units_train"]), "training images"
+    else:
+        shown, where = mean_t, "test set"
+    _heatmap(axes[1], shown, f"mean transform gate output\n({where})", "viridis", 0, 1)
     _heatmap(axes[2], np.array(example["gate"]),
              f"transform gate outputs\n(one test image, a {example['label']})", "viridis", 0, 1)
     outputs = np.array(example["output"])
@@ -93,6 +99,8 @@ def gates(report: dict, path: Path) -> None:
     layers = np.arange(1, len(bias) + 1)
     ax = axes[4]
     ax.plot(report["gate_bias_mean"], layers, marker=".", label="mean $b_T$")
+    if report.get("train_images"):
+        ax.plot(report["mean_gate_train"], layers, marker=".", label="mean T (training images)")
     ax.plot(report["mean_gate"], layers, marker=".", label="mean T (test set)")
     ax.plot(np.mean(example["gate"], axis=1), layers, marker=".", label="mean T (one image)")
     ax.axvline(report["gate_bias_init"], color="grey", ls=":", label="initial $b_T$")
