@@ -28,6 +28,7 @@ from server.errors import ModelLoadError, StartupError
 from server.fleet import READY, STOPPED, Fleet
 from server.gates import GateMonitor
 from server.poller import Poller
+from server.published import Published
 from server.registry import Registry
 from server.restricted import RestrictedCalls, parse_groups
 from server.servicers import ClassifierServicer, InferenceServicer, Served
@@ -55,15 +56,16 @@ class App:
         self.calls = Calls(self.metrics)
         self.served = Served(settings, self.metrics)
         self.gates: GateMonitor | None = None
-        if settings.gate_metrics and fleet is not None:
-            # The supervisor merges the workers' metric files; a collector computed at
-            # scrape time in a worker never reaches them (see README, Monitoring).
-            if fleet.index == 0:
-                log.warning("gate activity and drift metrics are not exported with "
-                            "--workers > 1")
-        elif settings.gate_metrics:
+        if settings.gate_metrics:
             self.gates = GateMonitor(settings.drift_window, settings.drift_interval_s,
                                      settings.drift_threshold)
+        # One process: the gate collector computes at scrape time. A worker of several:
+        # the supervisor serves the workers' metric files, which only a thread writing
+        # them reaches (server/published.py).
+        self.published: Published | None = None
+        if fleet is not None:
+            self.published = Published(self.metrics.registry, self.metrics.queued, self.gates)
+        elif self.gates is not None:
             self.metrics.registry.register(self.gates)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -125,7 +127,9 @@ class App:
         """
         s = self.settings
         self.metrics.queue_capacity.set(s.max_queue)
-        registry = Registry(s, self.metrics, self.gates)
+        registry = Registry(s, self.metrics, self.gates, self.published)
+        if self.published is not None:
+            self.published.start()
         names = None  # every model in the repository
         if s.model_control_mode == "explicit":
             on_disk = repository.model_names(s.model_repository)
@@ -193,6 +197,8 @@ class App:
             await self.poller.stop()
         if self.served.registry is not None:
             await self.served.registry.close()
+        if self.published is not None:  # after the batchers: their last counts get out too
+            self.published.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,26 @@ GATE_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25,
                 *(round(0.28 + 0.01 * i, 2) for i in range(33)),  # 0.28 .. 0.60
                 0.65, 0.7, 0.8, 0.9, 1.0)
 FOLD_ROWS = 20_000  # images kept unfolded at most (~0.6 MB for 8 layers)
+
+ACTIVITY_HELP = "Per image, the mean transform-gate value T of one highway layer."
+DRIFT_HELP = "PSI of the recent window's gate activity vs the reference."
+SCORE_HELP = "Gate drift of the model: its largest layer PSI."
+THRESHOLD_HELP = "Drift score above which the model counts as drifted (--drift-threshold)."
+WINDOW_HELP = "Images in the drift window now."
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One watched version's gate numbers at one moment (bucket counts not cumulative)."""
+
+    model: str
+    version: str
+    layers: list[str]
+    counts: np.ndarray  # [L, buckets + 1]
+    sums: np.ndarray  # [L]
+    window: int  # images in the drift window
+    has_reference: bool
+    scores: np.ndarray | None  # per-layer drift; None without a reference or a full window
 
 
 @dataclass
@@ -125,44 +146,48 @@ class GateMonitor(Collector):
                             "over" if state.alarmed else "back under", self._threshold)
         return state.scores
 
-    def collect(self):
-        activity = HistogramMetricFamily(
-            "highway_gate_activity",
-            "Per image, the mean transform-gate value T of one highway layer.",
-            labels=("model", "version", "layer"))
-        per_layer = GaugeMetricFamily(
-            "highway_gate_drift", "PSI of the recent window's gate activity vs the reference.",
-            labels=("model", "version", "layer"))
-        score = GaugeMetricFamily(
-            "highway_gate_drift_score", "Gate drift of the model: its largest layer PSI.",
-            labels=("model", "version"))
-        threshold = GaugeMetricFamily(
-            "highway_gate_drift_threshold", "Drift score above which the model counts as "
-            "drifted (--drift-threshold).", labels=("model", "version"))
-        window = GaugeMetricFamily(
-            "highway_gate_drift_window_images", "Images in the drift window now.",
-            labels=("model", "version"))
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        """Folds what is pending and yields each watched version's numbers as of now."""
         for state in list(self._models.values()):
             self._fold(state)
             with state.fold_lock:
                 counts, sums = state.counts.copy(), state.sums.copy()
-            for i, layer in enumerate(state.layers):
-                cumulative = np.cumsum(counts[i])
+            yield Snapshot(state.model, state.version, state.layers, counts, sums,
+                           len(state.window), state.reference is not None,
+                           None if state.reference is None else self._drift(state))
+
+    def collect(self):
+        activity = HistogramMetricFamily(
+            "highway_gate_activity", ACTIVITY_HELP, labels=("model", "version", "layer"))
+        per_layer = GaugeMetricFamily(
+            "highway_gate_drift", DRIFT_HELP, labels=("model", "version", "layer"))
+        score = GaugeMetricFamily(
+            "highway_gate_drift_score", SCORE_HELP, labels=("model", "version"))
+        threshold = GaugeMetricFamily(
+            "highway_gate_drift_threshold", THRESHOLD_HELP, labels=("model", "version"))
+        window = GaugeMetricFamily(
+            "highway_gate_drift_window_images", WINDOW_HELP, labels=("model", "version"))
+        for snap in self.snapshots():
+            for i, layer in enumerate(snap.layers):
+                cumulative = np.cumsum(snap.counts[i])
                 buckets = [(_le(edge), int(c)) for edge, c in zip(self._edges, cumulative,
                                                                   strict=False)]
                 buckets.append(("+Inf", int(cumulative[-1])))
-                activity.add_metric([state.model, state.version, layer], buckets,
-                                    float(sums[i]))
-            labels = [state.model, state.version]
-            window.add_metric(labels, len(state.window))
-            if state.reference is None:
+                activity.add_metric([snap.model, snap.version, layer], buckets,
+                                    float(snap.sums[i]))
+            labels = [snap.model, snap.version]
+            window.add_metric(labels, snap.window)
+            if not snap.has_reference:
                 continue
             threshold.add_metric(labels, self._threshold)
-            scores = self._drift(state)
-            if scores is not None:
-                for layer, value in zip(state.layers, scores, strict=True):
+            if snap.scores is not None:
+                for layer, value in zip(snap.layers, snap.scores, strict=True):
                     per_layer.add_metric([*labels, layer], float(value))
-                score.add_metric(labels, drift.overall(scores))
+                score.add_metric(labels, drift.overall(snap.scores))
         yield from (activity, per_layer, score, threshold, window)
 
 

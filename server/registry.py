@@ -31,6 +31,7 @@ from server.repository import DEFAULT_MODEL, Fingerprint, ModelVersion
 if TYPE_CHECKING:
     from server.gates import GateMonitor
     from server.metrics import Metrics
+    from server.published import Published
     from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,12 @@ class Model:
 class Registry:
     """Models by name; read by the data plane, changed by the poller and the RPCs."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, gates: GateMonitor | None = None):
+    def __init__(self, settings: Settings, metrics: Metrics, gates: GateMonitor | None = None,
+                 published: Published | None = None):
         self._settings = settings
         self._metrics = metrics
         self._gates = gates  # gate activity and drift per version (server/gates.py)
+        self._published = published  # under --workers: values copied into the shared files
         self._models: dict[str, Model] = {}
         self._lock = asyncio.Lock()
         self._churn = 0  # loads and retirements since memory was last handed back
@@ -250,7 +253,9 @@ class Registry:
             observer = self._gates.observer(mv.name, version)
         mv.batcher = Batcher(mv.runtime.run, plan.batch, self._metrics,
                              name=f"{mv.name}-{version}", observer=observer)
-        if not self._metrics.multiprocess:  # a set_function cannot reach a worker's files
+        if self._published is not None:  # a set_function cannot reach a worker's files
+            self._published.track_queue(mv.name, version, mv.batcher.queued)
+        else:
             self._metrics.queued.labels(mv.name, str(version)).set_function(mv.batcher.queued)
         labels = {"model": mv.name, "version": str(version)}
         self._metrics.model_load_duration.labels(**labels).observe(time.perf_counter() - start)
@@ -286,7 +291,9 @@ class Registry:
             labels = (mv.name, str(mv.version), mv.runtime.provider)
             self._metrics.model_info.labels(*labels).set(0)
             self._metrics.model_info.remove(*labels)
-            if not self._metrics.multiprocess:
+            if self._published is not None:
+                self._published.track_queue(mv.name, mv.version, None)
+            else:
                 try:
                     self._metrics.queued.remove(mv.name, str(mv.version))
                 except KeyError:

@@ -97,6 +97,49 @@ def test_two_workers_share_the_port_and_the_merged_metrics_add_up(tiny_repositor
     assert [ls for (n, ls) in after if n == "highway_inflight_requests"] == [()]
 
 
+def test_gate_metrics_drift_and_queue_depth_reach_the_merged_metrics(tiny_repository,
+                                                                     tmp_path):
+    # A small window scored at every copy: each worker scores drift after 10 images.
+    args = (*WORKERS, "--drift-window", "10", "--drift-interval-s", "0")
+    with running_server(tiny_repository, *args, log=tmp_path / "server.log") as server:
+        server.wait_serving(60)
+        for _ in range(CONNECTIONS):
+            with connection(server) as ch:
+                call = raw_call(ch, "ModelInfer")
+                for _ in range(2):
+                    check_answer("ModelInfer", call(infer_bytes(4), timeout=30), 4)
+        wait_until_idle(server)
+        counts: list[dict] = []
+
+        def every_image_counted() -> bool:  # the workers copy their counts once a second
+            counts[:] = [scrape(server.metrics_port)]
+            images = total(counts[0], "highway_images_total")
+            return images >= CONNECTIONS * 8 and layers(counts[0]) and all(
+                total(counts[0], "highway_gate_activity_count", layer=layer) == images
+                for layer in layers(counts[0]))
+
+        wait_until(every_image_counted, "every image in highway_gate_activity", timeout=30)
+        after = counts[0]
+        text = metrics_text(server.metrics_port)
+
+    assert len(layers(after)) >= 2
+    # One series per version, not one per worker: counts add up, drift is the worst worker's.
+    for name in ("highway_gate_drift_score", "highway_gate_drift_threshold",
+                 "highway_gate_drift_window_images", "highway_queue_requests"):
+        assert [ls for (n, ls) in after if n == name] == [
+            (("model", "highway_mnist"), ("version", "1"))], name
+    assert after[("highway_gate_drift_window_images",
+                  (("model", "highway_mnist"), ("version", "1")))] == 10
+    assert after[("highway_queue_requests", (("model", "highway_mnist"), ("version", "1")))] == 0
+    assert 0 <= after[("highway_gate_drift_score",
+                       (("model", "highway_mnist"), ("version", "1")))] < 100
+    assert "# TYPE highway_gate_activity histogram" in text
+
+
+def layers(samples: dict) -> set[str]:
+    return {dict(ls)["layer"] for (n, ls) in samples if n == "highway_gate_activity_count"}
+
+
 def test_sigterm_drains_every_worker_and_exits_0(tiny_repository, tmp_path):
     log = tmp_path / "server.log"
     outcomes: list[tuple[float, str]] = []
