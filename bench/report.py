@@ -15,6 +15,7 @@ It is optimistic (it assumes the model always runs at its best batch size).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from bench.harness import UNARY
@@ -145,6 +146,8 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    # Font fallbacks are matplotlib's business: its font manager would fill the log.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
 
     runs = result["runs"]

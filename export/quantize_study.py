@@ -110,6 +110,7 @@ def run(fp32: Path, data_dir: str | None, calibration: int, slice_s: float, roun
 
     from training.data import load_mnist
 
+    load_before = os.getloadavg()  # recorded: a busy machine makes the speeds noise
     data = load_mnist(data_dir)
     x_val, y_val = data.x_train[-VALIDATION:], data.y_train[-VALIDATION:]
     calib = data.x_train[:calibration]  # the fit part: neither validation nor test
@@ -145,7 +146,8 @@ def run(fp32: Path, data_dir: str | None, calibration: int, slice_s: float, roun
                 "Runtime images/s (server session options, CPU), measured in turns in one run",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "note": "shared with other work during the run (busy); compare ratios"},
+                    "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                    "note": "compare ratios within this run only"},
         "fp32_model": _display(fp32), "data": Path(data.source).name,
         "calibration": f"first {len(calib)} training images",
         "selection": f"validation accuracy on the last {VALIDATION} training images",
