@@ -10,37 +10,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "docs" / "results"
+from tests.docs.markdown import PERF, RESULTS, ROOT, table
+from tests.docs.markdown import load as _json
+from tests.docs.markdown import text as _text
+
 SHIPPED = ROOT / "models" / "highway_mnist" / "1"
-PERF = ROOT / "docs" / "perf"
-
-
-def _text(name: str) -> str:
-    return (ROOT / name).read_text()
-
-
-def _json(path: Path):
-    return json.loads(path.read_text())
-
-
-def table(text: str, header: str) -> list[list[str]]:
-    """The body rows of the Markdown table whose header line starts with ``header``,
-    as stripped cells without bold markers."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip().replace("**", "") for c in line.strip().strip("|").split("|")])
-    return rows
 
 
 def _accuracy(value: float | None) -> str:
