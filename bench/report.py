@@ -179,7 +179,9 @@ def plot(result: dict, path: Path) -> None:
                     label="Python gRPC ceiling (floor + model)")
     top.set_ylabel("images / s")
     top.set_title(f"highway_mnist · {result['machine']['cores']} cores · {result['date'][:16]}")
-    top.legend(fontsize=8)
+    # Head room above the tallest bar or line, so the legend covers none of them.
+    top.set_ylim(0, 1.6 * top.get_ylim()[1])
+    top.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.9)
     dots = [*bars, *(["floor"] if "floor" in present else [])]
     for i, server in enumerate(dots):
         for q, marker in (("p50_ms", "o"), ("p99_ms", "^")):
