@@ -104,13 +104,16 @@ def test_a_header_block_over_the_limit_is_refused(limited):
         health_pb2.HealthCheckResponse.SERVING
 
 
-def test_connections_past_the_limit_are_closed_and_served_again_once_freed(limited):
+def test_connections_past_the_limit_are_closed_and_served_again_once_freed(start_server):
+    # A server of its own. On the module's shared server, after the other tests' raw
+    # connections, this failed about 1 run in 4 on a loaded machine (health answered
+    # SERVING with 4 of 4 slots taken) and never alone; the cause was not found.
+    port = start_server(metrics_port=-1, **LIMITS).app.port
     # Bare TCP connections that never speak: the cheapest flood there is.
-    flood = [socket.create_connection(("127.0.0.1", limited.app.port)) for _ in range(4)]
+    flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
     try:
-        assert health(limited.app.port) == grpc.StatusCode.UNAVAILABLE
+        assert health(port) == grpc.StatusCode.UNAVAILABLE
     finally:
         for sock in flood:
             sock.close()
-    assert health(limited.app.port, wait_for_ready=True) == \
-        health_pb2.HealthCheckResponse.SERVING
+    assert health(port, wait_for_ready=True) == health_pb2.HealthCheckResponse.SERVING
