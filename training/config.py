@@ -80,7 +80,7 @@ class DepthConfig:
     train_size: int | None = 10000  # fit on the first N fitting images; None: all 55,000
     keep_depth: int = 50  # the highway depth whose best model is saved for the gates; 0: none
     # Highway gate-bias inits searched per configuration, like the learning rates;
-    # None stands for ``paper_gate_bias(depth)``.
+    # None stands for ``gate_bias_for_depth(depth)``.
     gate_biases: tuple[float | None, ...] = (None,)
 
     def validate(self) -> None:

@@ -21,7 +21,7 @@ from training import models
 from training.config import KINDS, DepthConfig  # noqa: F401 - re-exported here
 from training.data import Mnist
 from training.depth_tables import accuracy_text, loss_text, rank
-from training.layers import is_highway, paper_gate_bias
+from training.layers import gate_bias_for_depth, is_highway
 from training.train import TrainConfig, make_dataset, make_optimizer
 
 
@@ -70,7 +70,7 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
             tag: str = "", save_to: Path | None = None, gate_bias: float | None = None) -> dict:
     """Train one network; returns its record (curve, best/final loss, test accuracy).
 
-    ``gate_bias`` is a highway net's gate-bias init; None: ``paper_gate_bias(depth)``.
+    ``gate_bias`` is a highway net's gate-bias init; None: ``gate_bias_for_depth(depth)``.
     """
     keras.utils.set_random_seed(seed)
     (x_fit, y_fit), _ = data.split_validation(cfg.val_size)
@@ -100,7 +100,7 @@ def run_one(cfg: DepthConfig, data: Mnist, kind: str, depth: int, lr: float, see
     return {
         "kind": kind, "depth": depth, "lr": lr, "seed": seed,
         "gate_bias": (None if kind == "plain" else
-                      gate_bias if gate_bias is not None else paper_gate_bias(depth)),
+                      gate_bias if gate_bias is not None else gate_bias_for_depth(depth)),
         "params": int(model.count_params()),
         "train_loss": [_finite(v) for v in losses],
         "train_accuracy": [float(v) for v in history.history["accuracy"]],
@@ -134,7 +134,7 @@ def gate_biases(cfg: DepthConfig, kind: str, depth: int) -> list[float | None]:
     """The gate-bias inits one configuration is trained with (None for plain nets)."""
     if kind == "plain":
         return [None]
-    return list(dict.fromkeys(paper_gate_bias(depth) if b is None else float(b)
+    return list(dict.fromkeys(gate_bias_for_depth(depth) if b is None else float(b)
                               for b in cfg.gate_biases))
 
 

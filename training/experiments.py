@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None):
                    help="depth: highway depth whose best net is kept for gates/lesion (0: none)")
     p.add_argument("--gate-bias", type=float, nargs="+",
                    help="depth: highway gate-bias inits searched, like --lrs (default: the rule "
-                        "of training.layers.paper_gate_bias)")
+                        "of training.layers.gate_bias_for_depth)")
     p.add_argument("--resume", action="store_true",
                    help="depth: reuse the runs in OUT/depth_runs.json made with the same budget")
     p.add_argument("--model", default=None, help="gates/lesion: .keras file to analyse")

@@ -25,13 +25,21 @@ from keras import ops
 DEFAULT_GATE_BIAS = -1.0
 
 
-def paper_gate_bias(depth: int) -> float:
-    """The paper's gate-bias rule of thumb: -1 up to depth 10, -2 up to 20, -3 beyond."""
-    if depth <= 10:
-        return -1.0
-    if depth <= 20:
-        return -2.0
-    return -3.0
+# (most layers, gate bias): the paper's rule of thumb up to 30 layers; beyond, the best
+# biases of our balanced search at 50 and 100 layers (docs/RESULTS.md, Figure 1).
+GATE_BIAS_BY_DEPTH = ((10, -1.0), (20, -2.0), (30, -3.0), (50, -5.0), (None, -8.0))
+
+
+def gate_bias_for_depth(depth: int) -> float:
+    """The initial gate bias of a highway net of ``depth`` layers (``GATE_BIAS_BY_DEPTH``).
+
+    The paper suggests -1, -2 and -3 for about 10, 20 and 30 layers and leaves deeper
+    nets to its hyperparameter search; -3 at 50 and 100 layers trains badly or diverges.
+    """
+    for most, bias in GATE_BIAS_BY_DEPTH:
+        if most is None or depth <= most:
+            return bias
+    raise AssertionError("unreachable: the last entry has no bound")
 
 
 def _check_gate_bias(value: object) -> float:
@@ -114,7 +122,7 @@ class Highway(_HighwayBase):
         activation: activation of the transform H. Default ``"relu"``.
         gate_bias_init: initial value of the gate bias b_T; must be negative so
             that the layer starts by carrying its input. Default -1.0 (the
-            paper's value for depth ~10; see ``paper_gate_bias``).
+            paper's value for depth ~10; see ``gate_bias_for_depth``).
         kernel_initializer: initializer of H's kernel.
         gate_kernel_initializer: initializer of T's kernel.
         **kwargs: base layer arguments (``name``, ``dtype``…).

@@ -14,7 +14,7 @@ from keras import layers, ops
 
 from highway_core.facts import IMAGE_SHAPE, INPUT_NAME, NUM_CLASSES, PROBABILITIES
 from training.config import MODEL_NAMES
-from training.layers import Highway, HighwayConv2D, is_highway, paper_gate_bias
+from training.layers import Highway, HighwayConv2D, gate_bias_for_depth, is_highway
 
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -57,7 +57,7 @@ def conv(width: int, stages: tuple[int, ...] = (2, 3, 3), dropout: float = 0.0) 
     for s, count in enumerate(stages, start=1):
         for _ in range(count):
             n += 1
-            x = HighwayConv2D(kernel_size=3, gate_bias_init=paper_gate_bias(sum(stages) + 1),
+            x = HighwayConv2D(kernel_size=3, gate_bias_init=gate_bias_for_depth(sum(stages) + 1),
                               name=f"highway_conv{n}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{s}")(x)
         if dropout:
@@ -79,7 +79,7 @@ def fc(depth: int = 10, plain: bool = False, gate_bias_init: float | None = None
     x = layers.Flatten(name="flatten")(x)
     units = 71 if plain else 50
     x = layers.Dense(units, activation="relu", name="dense0")(x)
-    bias = gate_bias_init if gate_bias_init is not None else paper_gate_bias(depth)
+    bias = gate_bias_init if gate_bias_init is not None else gate_bias_for_depth(depth)
     for i in range(1, depth):
         if plain:
             x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.layers import DEFAULT_GATE_BIAS, Highway, HighwayConv2D, paper_gate_bias
+from training.layers import DEFAULT_GATE_BIAS, Highway, HighwayConv2D, gate_bias_for_depth
 
 
 def _sigmoid(z):
@@ -74,8 +74,10 @@ def test_gate_bias_starts_at_the_configured_value_and_weights_are_named():
     assert DEFAULT_GATE_BIAS < 0
 
 
-def test_paper_gate_bias_rule():
-    assert [paper_gate_bias(d) for d in (9, 10, 20, 30, 100)] == [-1.0, -1.0, -2.0, -3.0, -3.0]
+def test_gate_bias_for_depth_rule():
+    depths = (9, 10, 11, 20, 30, 31, 50, 51, 100, 1000)
+    assert [gate_bias_for_depth(d) for d in depths] == [
+        -1.0, -1.0, -2.0, -2.0, -3.0, -5.0, -5.0, -8.0, -8.0, -8.0]
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.5, float("nan"), float("-inf"), "x", True])
