@@ -3,11 +3,14 @@ curves, depth curves (Figure 1), gate maps (Figure 2) and lesions (Figure 4)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+# Font fallbacks are matplotlib's business: its font manager would fill the run's log.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
