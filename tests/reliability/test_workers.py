@@ -128,8 +128,12 @@ def test_gate_metrics_drift_and_queue_depth_reach_the_merged_metrics(tiny_reposi
                  "highway_gate_drift_window_images", "highway_queue_requests"):
         assert [ls for (n, ls) in after if n == name] == [
             (("model", "highway_mnist"), ("version", "1"))], name
-    assert after[("highway_gate_drift_window_images",
-                  (("model", "highway_mnist"), ("version", "1")))] == 10
+    # The emptiest worker's window: full once every worker served 10 images. Connections
+    # spread as the kernel hashes them, so a worker may get few (seen: one 4-image call).
+    window = after[("highway_gate_drift_window_images",
+                    (("model", "highway_mnist"), ("version", "1")))]
+    requests = [total(after, "highway_worker_requests_total", worker=w) for w in ("0", "1")]
+    assert window == 10 if min(requests) >= 3 else 0 < window <= 10, (window, requests)
     assert after[("highway_queue_requests", (("model", "highway_mnist"), ("version", "1")))] == 0
     assert 0 <= after[("highway_gate_drift_score",
                        (("model", "highway_mnist"), ("version", "1")))] < 100
