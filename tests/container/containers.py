@@ -121,9 +121,20 @@ def build_image(engine: Engine, tag: str = IMAGE_TAG) -> BuiltImage:
 
 def free_port() -> int:
     """A TCP port free on all interfaces right now (containers share the host network)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: all held open while chosen, since the kernel may hand
+    out a just-closed port again (seen: gRPC and metrics both given 44985)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("0.0.0.0", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def readable_copy(source: Path, destination: Path) -> Path:
@@ -197,7 +208,7 @@ def start_container(engine: Engine, image: BuiltImage, models: Path | None = Non
 
     ``options`` go to ``run`` as they are (e.g. ``--read-only``).
     """
-    grpc_port, metrics_port = free_port(), free_port()
+    grpc_port, metrics_port = free_ports(2)
     name = f"highway-test-{os.getpid()}-{grpc_port}"
     args = ["run", "-d", "--name", name, "--network", "host",
             "-e", f"HIGHWAY_GRPC_PORT={grpc_port}", "-e", f"HIGHWAY_METRICS_PORT={metrics_port}"]

@@ -24,10 +24,16 @@ from tests.polling import sample, scrape, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports, held open together while chosen (a just-closed one may come back)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def serve(*args: str, log=subprocess.PIPE, **env: str) -> subprocess.Popen:
@@ -85,7 +91,7 @@ def test_missing_repository_and_bad_flags_fail_in_one_line(tmp_path):
 
 def test_sigterm_with_requests_in_flight_answers_all_and_exits_0(flags_repository,
                                                                   fixture_mnist, tmp_path):
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_ports(2)
     log = (tmp_path / "server.log").open("w")  # a file, not a pipe nobody reads
     # One image per run, so each 3000-image request takes a while.
     proc = serve("--model-repository", str(flags_repository), "--grpc-port", str(port),
