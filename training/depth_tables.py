@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-KINDS = ("plain", "highway")
+from training.config import KINDS
 
 
 def rank(run: dict) -> tuple[bool, float]:

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from server.channels import Transport
 from server.healthcheck import ProbeSettings, probe
+from tests.ports import free_ports
 
 log = logging.getLogger("container")
 
@@ -122,19 +122,6 @@ def build_image(engine: Engine, tag: str = IMAGE_TAG) -> BuiltImage:
 def free_port() -> int:
     """A TCP port free on all interfaces right now (containers share the host network)."""
     return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports: all held open while chosen, since the kernel may hand
-    out a just-closed port again (seen: gRPC and metrics both given 44985)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("0.0.0.0", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def readable_copy(source: Path, destination: Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,20 +19,9 @@ from protos.highway.v1 import classifier_pb2 as hw
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from server.errors import StartupError
 from tests.polling import sample, scrape, wait_until
+from tests.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free ports, held open together while chosen (a just-closed one may come back)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def serve(*args: str, log=subprocess.PIPE, **env: str) -> subprocess.Popen:
