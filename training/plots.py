@@ -1,5 +1,6 @@
 """Every PNG of training and the paper's experiments (matplotlib, headless): training
-curves, depth curves (Figure 1), gate maps (Figure 2) and lesions (Figure 4)."""
+curves, Table 1 over seeds, depth curves (Figure 1), gate maps (Figure 2) and lesions
+(Figure 4)."""
 
 from __future__ import annotations
 
@@ -136,6 +137,46 @@ def lesion(report: dict, path: Path) -> None:
         axis(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def table1(report: dict, curves: dict[int, list[dict[str, float]]], path: Path) -> None:
+    """Table 1 over seeds: validation accuracy per epoch (the chosen epoch marked), and each
+    seed's test accuracy beside the mean ± std, our goal and the paper's mean ± std."""
+    fig, (ax_val, ax_test) = plt.subplots(1, 2, figsize=(11, 4),
+                                          gridspec_kw={"width_ratios": (3, 2)})
+    rows = {r["seed"]: r for r in report["runs"]}
+    for seed, rows_of_seed in sorted(curves.items()):
+        epochs = [r["epoch"] for r in rows_of_seed]
+        line, = ax_val.plot(epochs, [100 * r["val_accuracy"] for r in rows_of_seed],
+                            marker=".", label=f"seed {seed}")
+        chosen = rows[seed]
+        ax_val.plot(chosen["epoch"], 100 * chosen["val_accuracy"], marker="*", ms=14,
+                    color=line.get_color(), ls="none")
+    ax_val.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(99.0, 100.0),
+               title="validation accuracy (★: the epoch each run keeps)")
+    ax_val.legend(fontsize=8)
+    paper = report["paper"]
+    ax_test.axhspan(100 * (paper["mean"] - paper["std"]), 100 * (paper["mean"] + paper["std"]),
+                    color="grey", alpha=0.3, label="paper: mean ± std")
+    ax_test.axhline(100 * report["goal_mean"], color="tab:green", ls=":", label="goal for our mean")
+    if report["mean"] is not None:
+        std = report["std"] or 0.0
+        ax_test.axhspan(100 * (report["mean"] - std), 100 * (report["mean"] + std),
+                        color="tab:blue", alpha=0.2, label="ours: mean ± std")
+    seeds = [r["seed"] for r in report["runs"]]
+    ax_test.plot(seeds, [100 * r["test_accuracy"] for r in report["runs"]], marker="o",
+                 ls="none", color="tab:blue", label="ours: one run")
+    ax_test.set_xticks(report["seeds"])
+    ax_test.set(xlabel="seed", ylabel="test accuracy (%)", title="test accuracy, once per run",
+                xlim=(min(report["seeds"]) - 0.5, max(report["seeds"]) + 0.5))
+    ax_test.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2f}"))
+    for ax in (ax_val, ax_test):
+        ax.grid(alpha=0.3)
+    ax_test.legend(fontsize=8)
+    fig.suptitle(f"Table 1, {report['recipe']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

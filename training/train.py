@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from highway_core.versions import library_versions
-from training import models, plots
+from training import models, plots, provenance
 from training.config import TrainConfig
 from training.data import Mnist, load_mnist
 
@@ -108,8 +108,9 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
     earlier = _read_csv(history_path) if (out / "backup").is_dir() else []
     if not earlier:
         history_path.unlink(missing_ok=True)
-    with log_path.open("a" if earlier else "w") as f:
-        f.write(f"{cfg.command}\n" + (f"resuming after epoch {len(earlier)}\n" if earlier else ""))
+    with log_path.open("a" if earlier else "w") as f:  # a resumed run may be on another machine
+        f.write(f"{cfg.command}\n" + (f"resuming after epoch {len(earlier)}\n" if earlier else "")
+                + f"machine: {provenance.machine()}\n")
     model = models.build(cfg.model, depth=cfg.depth, plain=cfg.plain)
     steps = -(-len(x_fit) // cfg.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps), loss="sparse_categorical_crossentropy",
@@ -157,6 +158,7 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
         "config": {k: v for k, v in asdict(cfg).items() if k != "command"},
         "command": cfg.command,
         "versions": versions(),
+        **provenance.stamp(),  # when it finished, and where (train.log: where each part ran)
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     summary = (f"test accuracy {test_accuracy:.4%} (loss {test_loss:.4f}) from epoch "

@@ -1,9 +1,10 @@
-"""The trainer: a real short run on the real MNIST fixture, determinism, CLI errors."""
+"""The trainer: a real short run on the real MNIST fixture, determinism, resume, CLI errors."""
 
 import csv
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -36,8 +37,10 @@ def test_short_real_training_run_clears_the_bar_and_writes_the_run(tmp_path, fix
     assert {p.name for p in tmp_path.iterdir()} == RUN_FILES
     written = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("test_accuracy", "test_loss", "params", "epochs", "train_seconds", "versions",
-                "command"):
+                "command", "date", "machine"):
         assert key in written
+    log = (tmp_path / "train.log").read_text().splitlines()
+    assert log[:2] == ["test", f"machine: {written['machine']}"]
     assert written["params"] == 2 * (50 * 50 + 50) * 2 + 784 * 50 + 50 + 510
     with (tmp_path / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -91,3 +94,28 @@ def test_console_entry_point_runs_as_a_module(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "65,240 parameters" in result.stdout
     assert json.loads((tmp_path / "metrics.json").read_text())["params"] == 65_240
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    """SIGKILL mid-run (as a machine going away), then the same command again: every epoch
+    once in history.csv, the log says where it resumed, the backup is gone at the end."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training", "--model", "fc", "--depth", "3", "--epochs", "20",
+           "--batch-size", "32", "--val-size", "2000", "--data-dir", FIXTURE, "--out", str(out)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "train.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and " epoch 2 " in log.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, "no epoch 2 in time"
+        time.sleep(0.02)
+    first.kill()
+    first.wait()
+    assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with (out / "history.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, 21))
+    resumed = [line for line in log.read_text().splitlines() if line.startswith("resuming")]
+    assert len(resumed) == 1 and int(resumed[0].split()[-1]) >= 2
+    assert not (out / "backup").exists()
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 20

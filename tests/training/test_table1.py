@@ -1,0 +1,81 @@
+"""Table 1 over seeds: the table, its Markdown and its plot from the runs' records.
+
+The records are written here as a finished trainer writes them, so nothing trains:
+``python -m training.table1`` only trains a seed that has neither a record nor a
+finished run.
+"""
+
+import csv
+import json
+import statistics
+
+import pytest
+
+from training import table1, table1_report
+
+# seed: (test accuracy, best validation accuracy, its epoch). Seed 2 has the best
+# validation accuracy and seed 3 the best test accuracy: the shipped run is seed 2.
+RUNS = {1: (0.9961, 0.9966, 39), 2: (0.9958, 0.9972, 37), 3: (0.9965, 0.9968, 40)}
+
+
+def _write_run(folder, seed):
+    test, val, epoch = RUNS[seed]
+    folder.mkdir(parents=True)
+    metrics = {"test_accuracy": test, "best_val_accuracy": val, "best_epoch": epoch,
+               "train_seconds": 4000.0 + seed, "params": 151_690, "command": f"seed {seed}",
+               "date": "2026-12-02T10:00:00+00:00", "machine": "a CPU, 2 cores, Linux"}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with (folder / "history.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "val_accuracy"])
+        writer.writeheader()
+        writer.writerows({"epoch": e, "val_accuracy": val - 0.001 * (epoch - e) / epoch}
+                         for e in range(1, 41))
+    (folder / "train.log").write_text(f"seed {seed}\n")
+
+
+def test_the_table_is_built_from_records_and_finished_runs_without_training(tmp_path, capsys):
+    records, runs, out = tmp_path / "records", tmp_path / "runs", tmp_path / "t1.json"
+    for seed in (1, 2):
+        _write_run(records / f"seed{seed}", seed)
+    _write_run(runs / "seed3", 3)  # finished, not yet recorded: copied into the records
+    assert table1.main(["--records", str(records), "--runs", str(runs), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (records / "seed3").iterdir()) == sorted(table1.RECORD_FILES)
+
+    report = json.loads(out.read_text())
+    tests = [RUNS[s][0] for s in (1, 2, 3)]
+    assert report["missing"] == []
+    assert [r["seed"] for r in report["runs"]] == [1, 2, 3]
+    assert report["mean"] == pytest.approx(statistics.fmean(tests))
+    assert report["std"] == pytest.approx(statistics.stdev(tests))  # sample std
+    assert report["best"] == 0.9965
+    assert report["chosen_by_validation"] == 2  # not 3, the best on test
+    assert report["goal_met"] is True
+    assert report["runs"][0]["machine"] == "a CPU, 2 cores, Linux"
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    text = capsys.readouterr().out
+    assert table1_report.markdown(report) in text
+    assert "| 2 (shipped: best validation) | 37 | 99.72% | 99.58% | 4,002 s |" in text
+    assert "| mean ± std (3 of 3 runs) | | | 99.61 ± 0.04% | |" in text
+    assert "| best | | | 99.65% | |" in text
+
+
+def test_a_partial_table_says_which_seeds_are_missing():
+    metrics = {"test_accuracy": 0.9955, "best_val_accuracy": 0.997, "best_epoch": 38,
+               "train_seconds": 15000.0, "params": 151_690, "command": "seed 1"}
+    report = table1_report.summary({1: metrics}, (1, 2, 3), "recipe")
+    assert report["missing"] == [2, 3]
+    assert (report["mean"], report["std"], report["goal_met"]) == (0.9955, None, None)
+    assert report["runs"][0]["machine"] is None  # a record from before the trainer stamped it
+    text = table1_report.markdown(report)
+    assert "| 2 | – | – | not finished | – |" in text
+    assert "| mean ± std (1 of 3 runs) | | | 99.55% | |" in text
+
+
+def test_a_mean_below_the_goal_is_reported_as_missed():
+    runs = {s: {"test_accuracy": acc, "best_val_accuracy": 0.997, "best_epoch": 40,
+                "train_seconds": 1.0, "params": 1, "command": ""}
+            for s, acc in ((1, 0.9959), (2, 0.9957), (3, 0.9961))}
+    report = table1_report.summary(runs, (1, 2, 3), "recipe")
+    assert report["goal_met"] is False
+    assert report["chosen_by_validation"] == 1  # a tie on validation: the earlier seed
