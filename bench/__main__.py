@@ -48,6 +48,7 @@ from bench.harness import (
 )
 from bench.load import ClientPool, Scenario, percentiles
 from bench.raw import RawBench
+from highway_core import provenance
 from highway_core.facts import IMAGE_SHAPE, MODEL_NAME
 from server.errors import StartupError
 from server.settings import default_repository
@@ -139,15 +140,7 @@ def _images(n: int) -> np.ndarray:
 
 
 def _machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+    return {"cpu": provenance.cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "onnxruntime": ort.__version__,
             "grpcio": grpc.__version__}
 

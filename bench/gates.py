@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.harness import METHODS, real_server, request_bytes
 from bench.load import ClientPool, Scenario, percentiles
+from highway_core import provenance
 from highway_core.facts import GATE_ACTIVITY, MODEL_NAME
 from server.settings import default_repository
 
@@ -121,13 +122,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def _machine() -> str:
     import os
-    import platform
 
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.machine()
+    cpu = provenance.cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return f"{cpu}, {os.cpu_count()} cores, load average {load:.1f} at the start"
 

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import numpy as np
 
 from export import quantize
 from export.quantize import Recipe
+from highway_core import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCURACY_BAR = 0.001  # a recipe qualifies if it loses at most 0.1 point of validation accuracy
@@ -93,16 +93,6 @@ def timings(sessions: dict, images: np.ndarray, slice_s: float, rounds: int) -> 
             for name, per in ips.items()}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def run(fp32: Path, data_dir: str | None, calibration: int, slice_s: float, rounds: int,
         command: str,
         log=lambda line: print(line, flush=True)) -> dict:
@@ -145,7 +135,7 @@ def run(fp32: Path, data_dir: str | None, calibration: int, slice_s: float, roun
         "what": "int8 post-training quantization recipes vs fp32: accuracy and raw ONNX "
                 "Runtime images/s (server session options, CPU), measured in turns in one run",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
+        "machine": {"cpu": provenance.cpu_model(), "cores": os.cpu_count(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg(),
                     "note": "compare ratios within this run only"},
         "fp32_model": _display(fp32), "data": Path(data.source).name,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
 import os
 import platform
@@ -30,6 +29,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: gpu_check.sh sets PYTHONPATH too
+
+from highway_core import provenance  # noqa: E402
+from highway_core.idx import read_idx  # noqa: E402
+
 FIXTURE = ROOT / "tests" / "fixtures" / "mnist" / "t10k-images-idx3-ubyte.gz"
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 OUTPUTS = ["probabilities", "gate_activity"]
@@ -41,9 +45,7 @@ class CheckError(Exception):
 
 def test_images() -> np.ndarray:
     """The committed fixture's real MNIST test images, uint8 [N, 28, 28]."""
-    data = gzip.decompress(FIXTURE.read_bytes())
-    n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
-    return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows, cols)
+    return read_idx(FIXTURE)
 
 
 def session(model: Path, device: str):
@@ -112,14 +114,8 @@ def machine() -> dict:
                              timeout=30, check=True).stdout.strip() or "none"
     except (OSError, subprocess.SubprocessError):
         pass
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"gpu": gpu, "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"gpu": gpu, "cpu": provenance.cpu_model(), "cores": os.cpu_count(),
+            "python": platform.python_version()}
 
 
 def merge(raw_json: Path, server_json: Path | None, skipped: str | None, dry_run: bool,

@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from highway_core import provenance  # noqa: E402
 from protos.inference import grpc_service_pb2 as kserve  # noqa: E402
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc  # noqa: E402
 
@@ -43,13 +44,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def infer(stub, model: str) -> str:
@@ -132,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} x {cpu_name()}, {platform.system()}",
+        "machine": f"{os.cpu_count()} x {provenance.cpu_model()}, {platform.system()}",
         "command": "python scripts/model_cycles.py " + " ".join(argv or sys.argv[1:]),
         "model": a.model, "cycles": a.cycles, "limit_mb": a.limit_mb,
         **measure(a.repository, a.model, a.cycles),

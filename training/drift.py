@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from highway_core import drift
+from highway_core import drift, provenance
 from highway_core.facts import GATE_ACTIVITY, INPUT_NAME, PROBABILITIES
 
 DEFAULT_MODEL = Path("models/highway_mnist/1/model.onnx")
@@ -139,12 +139,7 @@ def _shown(source: str) -> str:
 
 def machine() -> str:
     """CPU model and core count, for the record."""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{provenance.cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from training import provenance
+from highway_core import provenance
 
 COMMANDS = ("depth", "gates", "lesion")
 DEFAULT_OUT = "docs/results"

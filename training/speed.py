@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     import numpy as np
 
-    from training import provenance
+    from highway_core import provenance
     from training.data import load_mnist
     from training.train import versions
 

@@ -24,8 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from highway_core import provenance
 from highway_core.versions import library_versions
-from training import models, plots, provenance
+from training import models, plots
 from training.config import TrainConfig
 from training.data import Mnist, load_mnist
 

@@ -1,6 +1,7 @@
 """When and where a result was made: recorded in every results file that quotes numbers.
 
-TensorFlow-free, so that any part can stamp what it writes. The machine is
+Free of TensorFlow and ONNX Runtime, so that every part (training, export, the
+server's tools, the benchmark) describes its machine the same way. The machine is
 described, never named: committed files carry no host names or paths.
 """
 
@@ -20,7 +21,7 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def machine() -> str:
