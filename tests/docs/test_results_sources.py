@@ -77,6 +77,30 @@ def test_gate_analysis_and_lesion_name_the_committed_network():
         assert (report["model"], report["model_sha256"]) == ("highway_fc50_full.keras", digest)
 
 
+def test_table1_is_table1_json_and_its_records():
+    """The seeds' table in RESULTS.md is the one training.table1_report makes from
+    results/table1.json, whose rows are the committed seed records; and the README quotes
+    its mean ± std and best. Until a seed has finished, neither page claims a figure."""
+    from training import table1, table1_report
+
+    path = RESULTS / "table1.json"
+    results, readme = " ".join(_text("docs/RESULTS.md").split()), _text("README.md")
+    if not path.exists():
+        assert not (RESULTS / "table1").exists(), "seed records without results/table1.json"
+        assert "### Table 1 over three seeds (in progress)" in results
+        assert "No seed has finished yet" in results
+        assert "Table 1 with three seeds is in progress" in " ".join(readme.split())
+        return
+    report = _json(path)
+    records = {s: _json(RESULTS / "table1" / f"seed{s}" / "metrics.json")
+               for s in report["seeds"] if s not in report["missing"]}
+    rebuilt = table1_report.summary(records, tuple(report["seeds"]), " ".join(table1.RECIPE))
+    assert {k: report[k] for k in rebuilt} == rebuilt
+    assert table1_report.markdown(report) in _text("docs/RESULTS.md")
+    for figure in (table1_report.mean_text(report), f"{100 * report['best']:.2f}%"):
+        assert figure in readme, f"README.md does not quote {figure!r}"
+
+
 def _depth_runs_files() -> list[Path]:
     return sorted(RESULTS.rglob("depth_runs.json"))
 
