@@ -32,9 +32,12 @@ DEFAULT_RECORDS = Path("docs/results/table1")
 RECORD_FILES = ("metrics.json", "history.csv", "train.log")
 
 
-def run_seed(seed: int, runs: Path, records: Path, data_dir: str | None) -> dict | None:
-    """Trains (or resumes) one seed unless it has a record; its metrics, or None if the
-    trainer failed."""
+class SeedFailed(Exception):
+    """The trainer exited with an error (it has printed its own line)."""
+
+
+def run_seed(seed: int, runs: Path, records: Path, data_dir: str | None) -> dict:
+    """Trains (or resumes) one seed unless it has a record; its metrics."""
     record = records / f"seed{seed}"
     if not (record / "metrics.json").is_file():
         out = runs / f"seed{seed}"
@@ -44,8 +47,12 @@ def run_seed(seed: int, runs: Path, records: Path, data_dir: str | None) -> dict
             if data_dir:
                 cmd += ["--data-dir", data_dir]
             print(f"seed {seed}: {' '.join(cmd[1:])}", flush=True)
-            if subprocess.call(cmd) != 0:
-                return None
+            code = subprocess.call(cmd)
+            if code == 2:  # the trainer refused its arguments or the data: rerunning won't help
+                raise SeedFailed(f"seed {seed}: the trainer refused to start (see above)")
+            if code != 0:
+                raise SeedFailed(f"seed {seed} stopped (exit status {code}); run the same "
+                                 "command again to resume it from its last finished epoch")
         record.mkdir(parents=True, exist_ok=True)
         for name in RECORD_FILES:
             shutil.copy2(out / name, record / name)
@@ -85,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                                  Path(args.out))
     results: dict[int, dict] = {}
     for seed in seeds:
-        metrics = run_seed(seed, runs, records, args.data_dir)
-        if metrics is None:
-            print(f"python -m training.table1: error: seed {seed} failed; run again to resume",
-                  file=sys.stderr)
+        try:
+            metrics = run_seed(seed, runs, records, args.data_dir)
+        except SeedFailed as e:
+            print(f"python -m training.table1: error: {e}", file=sys.stderr)
             return 1
         results[seed] = metrics
         report = write(results, seeds, records, out)

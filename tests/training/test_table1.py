@@ -79,3 +79,13 @@ def test_a_mean_below_the_goal_is_reported_as_missed():
     report = table1_report.summary(runs, (1, 2, 3), "recipe")
     assert report["goal_met"] is False
     assert report["chosen_by_validation"] == 1  # a tie on validation: the earlier seed
+
+
+def test_a_seed_the_trainer_refuses_stops_the_table_with_one_line(tmp_path, capsys):
+    code = table1.main(["--data-dir", str(tmp_path / "no-mnist"), "--runs", str(tmp_path / "r"),
+                        "--records", str(tmp_path / "records"), "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.endswith("python -m training.table1: error: seed 1: the trainer refused to start "
+                        "(see above)\n")
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "records").exists()
