@@ -14,14 +14,13 @@ trainer.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from training import table1_report
+from training import history, table1_report
 
 SEEDS = (1, 2, 3)  # fixed before any run (issue: "The paper's claims on solid ground")
 RECIPE = ("--model", "conv32", "--epochs", "40", "--augment", "2", "--schedule", "cosine",
@@ -59,11 +58,6 @@ def run_seed(seed: int, runs: Path, records: Path, data_dir: str | None) -> dict
     return json.loads((record / "metrics.json").read_text())
 
 
-def history(record: Path) -> list[dict[str, float]]:
-    with (record / "history.csv").open(newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-
-
 def write(results: dict[int, dict], seeds: tuple[int, ...], records: Path, out: Path) -> dict:
     """Writes the table JSON and, beside it, its plot; returns the table."""
     from training import plots
@@ -72,7 +66,7 @@ def write(results: dict[int, dict], seeds: tuple[int, ...], records: Path, out: 
     report["records"] = records.as_posix()  # each run's date and machine are in its row
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    curves = {s: history(records / f"seed{s}") for s in results}
+    curves = {s: history.read(records / f"seed{s}" / "history.csv") for s in results}
     plots.table1(report, curves, out.with_suffix(".png"))
     return report
 

@@ -13,7 +13,6 @@ shuffling order after a resume differs from an uninterrupted run's.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ import tensorflow as tf
 
 from highway_core import provenance
 from highway_core.versions import library_versions
-from training import models, plots
+from training import history, models, plots
 from training.config import TrainConfig
 from training.data import Mnist, load_mnist
 
@@ -68,10 +67,10 @@ class _EpochLog(keras.callbacks.Callback):
     """Adds wall time and learning rate to each epoch's row; appends it to history.csv
     and a line to train.log, so an interrupted run keeps the epochs it finished."""
 
-    def __init__(self, path: Path, history: Path):
+    def __init__(self, path: Path, history_path: Path):
         super().__init__()
         self.path = path
-        self.history = history
+        self.history_path = history_path
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -84,9 +83,9 @@ class _EpochLog(keras.callbacks.Callback):
         fields = " ".join(f"{k}={v:.5g}" for k, v in logs.items())
         with self.path.open("a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {epoch + 1} {fields}\n")
-        rows = [r for r in _read_csv(self.history) if r["epoch"] != epoch + 1]
-        rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_KEYS if k in logs}})
-        _write_csv(self.history, rows)
+        rows = [r for r in history.read(self.history_path) if r["epoch"] != epoch + 1]
+        rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in history.KEYS if k in logs}})
+        history.write(self.history_path, rows)
 
 
 def versions() -> dict[str, str]:
@@ -106,7 +105,7 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
 
     log_path = out / "train.log"
     history_path = out / "history.csv"
-    earlier = _read_csv(history_path) if (out / "backup").is_dir() else []
+    earlier = history.read(history_path) if (out / "backup").is_dir() else []
     if not earlier:
         history_path.unlink(missing_ok=True)
     with log_path.open("a" if earlier else "w") as f:  # a resumed run may be on another machine
@@ -133,7 +132,7 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
             keras.callbacks.BackupAndRestore(out / "backup"),
         ],
     )
-    rows = _read_csv(history_path)  # with the epochs of earlier, interrupted attempts
+    rows = history.read(history_path)  # with the epochs of earlier, interrupted attempts
     train_seconds = time.perf_counter() - start + sum(r["seconds"] for r in earlier)
     plots.training_curves(rows, out / "curves.png", title=f"{model.name} ({cfg.command})")
 
@@ -170,20 +169,3 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
           f"{metrics['best_epoch']}; {train_seconds:.0f} s; wrote {out}/", flush=True)
     return metrics
 
-
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
-
-
-def _read_csv(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
-def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
