@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import bench.__main__ as bench
 from bench import report as bench_report
+from bench import settings as bench
 from bench.streams import split
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import bench.__main__ as bench
+from bench import settings as bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
