@@ -33,6 +33,7 @@ from server.registry import Registry
 from server.restricted import RestrictedCalls, parse_groups
 from server.servicers import ClassifierServicer, InferenceServicer, Served
 from server.settings import Settings
+from server.statistics import PeerFiles
 from server.tls import Certificates
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,10 @@ class App:
         self.metrics = metrics_module.create(registry or CollectorRegistry(),
                                              worker=fleet.index if fleet else None)
         self.calls = Calls(self.metrics)
-        self.served = Served(settings, self.metrics)
+        # A worker of several answers ModelStatistics for all of them (server/statistics.py).
+        peers = (PeerFiles(fleet.shared / "statistics", fleet.index)
+                 if fleet is not None and fleet.shared is not None else None)
+        self.served = Served(settings, self.metrics, peers)
         self.gates: GateMonitor | None = None
         if settings.gate_metrics:
             self.gates = GateMonitor(settings.drift_window, settings.drift_interval_s,
@@ -64,7 +68,8 @@ class App:
         # them reaches (server/published.py).
         self.published: Published | None = None
         if fleet is not None:
-            self.published = Published(self.metrics.registry, self.metrics.queued, self.gates)
+            self.published = Published(self.metrics.registry, self.metrics.queued, self.gates,
+                                       peers)
         elif self.gates is not None:
             self.metrics.registry.register(self.gates)
         self.health = health.aio.HealthServicer()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableSequence
+from pathlib import Path
 
 STARTING, READY, STOPPED = 0, 1, 2
 POLL_S = 0.05
@@ -32,11 +33,13 @@ POLL_S = 0.05
 class Fleet:
     """One worker's view of the shared readiness array (``states[i]`` is worker i's)."""
 
-    def __init__(self, states: MutableSequence[int], index: int):
+    def __init__(self, states: MutableSequence[int], index: int, shared: Path | None = None):
+        """``shared``: the folder every worker writes (metric files, statistics)."""
         if not 0 <= index < len(states):
             raise ValueError(f"worker index {index} outside 0..{len(states) - 1}")
         self.states = states
         self.index = index
+        self.shared = shared
 
     def mark(self, state: int) -> None:
         """Publishes this worker's own state (STARTING, READY or STOPPED)."""

@@ -11,7 +11,9 @@ ordinary multiprocess metrics:
 - gate drift: each worker scores its own window of the images it served; the
   merge shows the worst live worker (``livemax``) and the emptiest window
   (``livemin``: drift is scored once every worker's window is full);
-- queue depth: each worker's waiting request parts, summed (``livesum``).
+- queue depth: each worker's waiting request parts, summed (``livesum``);
+- ModelStatistics counters: not metrics, but a file per worker that the worker
+  answering the RPC adds up (server/statistics.py).
 
 A version that is retired keeps its series in the files (prometheus_client
 cannot delete one there): its drift and window drop to 0, as ``model_info`` does.
@@ -21,13 +23,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from highway_core import drift
 from server import gates as gate_metrics
+from server.statistics import PeerFiles
+
+if TYPE_CHECKING:
+    from server.batching import Batcher
 
 log = logging.getLogger(__name__)
 PERIOD_S = 1.0  # how stale a merged gate or queue value may be (scrapes come every 5-15 s)
@@ -37,10 +43,12 @@ class Published:
     """The worker's side; :meth:`start` once its metrics exist, :meth:`stop` at the end."""
 
     def __init__(self, registry: CollectorRegistry, queued: Gauge,
-                 monitor: gate_metrics.GateMonitor | None, period_s: float = PERIOD_S):
+                 monitor: gate_metrics.GateMonitor | None, peers: PeerFiles | None = None,
+                 period_s: float = PERIOD_S):
         self._monitor = monitor
         self._queued_gauge = queued
-        self._queues: dict[tuple[str, str], Callable[[], int]] = {}
+        self._peers = peers
+        self._batchers: dict[tuple[str, str], Batcher] = {}
         self._period = period_s
         self._sent: dict[tuple[str, str], gate_metrics.Snapshot] = {}
         self._lock = threading.Lock()  # publish() from the thread and from stop()
@@ -62,14 +70,14 @@ class Published:
         self._window = Gauge("highway_gate_drift_window_images", gate_metrics.WINDOW_HELP,
                              version, registry=registry, multiprocess_mode="livemin")
 
-    def track_queue(self, model: str, version: int, depth: Callable[[], int] | None) -> None:
-        """Publishes ``depth()`` as the version's queue depth; None: the version is gone."""
+    def track(self, model: str, version: int, batcher: Batcher | None) -> None:
+        """Publishes the version's queue depth and statistics; None: the version is gone."""
         key = (model, str(version))
-        if depth is None:
-            self._queues.pop(key, None)
+        if batcher is None:
+            self._batchers.pop(key, None)
             self._queued_gauge.labels(*key).set(0)
         else:
-            self._queues[key] = depth
+            self._batchers[key] = batcher
 
     def start(self) -> None:
         self._thread.start()
@@ -90,8 +98,11 @@ class Published:
 
     def publish(self) -> None:
         with self._lock:
-            for key, depth in list(self._queues.items()):
-                self._queued_gauge.labels(*key).set(depth())
+            batchers = dict(self._batchers)
+            for key, batcher in batchers.items():
+                self._queued_gauge.labels(*key).set(batcher.queued())
+            if self._peers is not None:
+                self._peers.write({(m, int(v)): b.stats for (m, v), b in batchers.items()})
             if self._monitor is not None:
                 self._publish_gates()
 

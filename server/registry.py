@@ -254,7 +254,7 @@ class Registry:
         mv.batcher = Batcher(mv.runtime.run, plan.batch, self._metrics,
                              name=f"{mv.name}-{version}", observer=observer)
         if self._published is not None:  # a set_function cannot reach a worker's files
-            self._published.track_queue(mv.name, version, mv.batcher.queued)
+            self._published.track(mv.name, version, mv.batcher)
         else:
             self._metrics.queued.labels(mv.name, str(version)).set_function(mv.batcher.queued)
         labels = {"model": mv.name, "version": str(version)}
@@ -292,7 +292,7 @@ class Registry:
             self._metrics.model_info.labels(*labels).set(0)
             self._metrics.model_info.remove(*labels)
             if self._published is not None:
-                self._published.track_queue(mv.name, mv.version, None)
+                self._published.track(mv.name, mv.version, None)
             else:
                 try:
                     self._metrics.queued.remove(mv.name, str(mv.version))

@@ -18,8 +18,7 @@ from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
 from protos.inference import model_config_pb2 as mc
-from server import codecs, streams
-from server.batching import RunStats
+from server import codecs, statistics, streams
 from server.calls import Calls, rpc
 from server.errors import InvalidArgument, ServingError, Unavailable
 from server.metrics import Metrics
@@ -41,10 +40,12 @@ class Served:
     Before that, requests get UNAVAILABLE. Each model version carries its batcher.
     """
 
-    def __init__(self, settings: Settings, metrics: Metrics):
+    def __init__(self, settings: Settings, metrics: Metrics,
+                 peers: statistics.PeerFiles | None = None):
         self.registry: Registry | None = None
         self.settings = settings  # the request limits the handlers enforce and report
         self.metrics = metrics
+        self._peers = peers  # the other workers' counters, under --workers N
 
     def live(self) -> Registry:
         if self.registry is None:
@@ -70,6 +71,14 @@ class Served:
             raise Unavailable("explicit model load / unload is not allowed if polling is "
                               "enabled")
         return self.live()
+
+    def statistics(self, model: ModelVersion) -> statistics.Snapshot:
+        """The version's counters over the whole server (every worker's, under --workers)."""
+        assert model.batcher is not None
+        own = statistics.snapshot(model.batcher.stats)
+        if self._peers is None:
+            return own
+        return statistics.total([own, *self._peers.others(model.name, model.version)])
 
     async def classify(self, model: ModelVersion, images) -> dict:
         assert model.batcher is not None
@@ -194,8 +203,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
         else:
             models = self._s.all()
         return kserve.ModelStatisticsResponse(model_stats=[
-            statistics(m.name, m.version, m.batcher.stats)
-            for m in models])
+            statistics_message(m.name, m.version, self._s.statistics(m)) for m in models])
 
     @rpc
     async def ModelInfer(self, request: kserve.ModelInferRequest  # noqa: N802
@@ -237,15 +245,15 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
         return kserve.RepositoryModelUnloadResponse()
 
 
-def statistics(name: str, version: int, stats: RunStats) -> kserve.ModelStatistics:
-    """Triton's ModelStatistics message from a batcher's counters."""
+def statistics_message(name: str, version: int, stats: statistics.Snapshot
+                       ) -> kserve.ModelStatistics:
+    """Triton's ModelStatistics message from a version's counters."""
     def duration(pair: list[int]) -> kserve.StatisticDuration:
         return kserve.StatisticDuration(count=pair[0], ns=pair[1])
 
-    with stats.lock:
-        return kserve.ModelStatistics(
-            name=name, version=str(version), last_inference=stats.last_ms,
-            inference_count=stats.images, execution_count=stats.executions,
-            inference_stats=kserve.InferStatistics(
-                success=duration(stats.success), fail=duration(stats.fail),
-                queue=duration(stats.queue), compute_infer=duration(stats.infer)))
+    return kserve.ModelStatistics(
+        name=name, version=str(version), last_inference=stats["last_ms"],
+        inference_count=stats["images"], execution_count=stats["executions"],
+        inference_stats=kserve.InferStatistics(
+            success=duration(stats["success"]), fail=duration(stats["fail"]),
+            queue=duration(stats["queue"]), compute_infer=duration(stats["infer"])))

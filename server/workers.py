@@ -37,6 +37,7 @@ import tempfile
 import time
 from dataclasses import replace
 from multiprocessing.connection import wait
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -124,7 +125,8 @@ def worker_main(settings: Settings, index: int, states, supervisor: int) -> None
     from server.__main__ import serve  # here, not at the top: __main__ imports this module
 
     try:
-        asyncio.run(serve(settings, Fleet(states, index)))  # exits the process when drained
+        fleet = Fleet(states, index, Path(os.environ[MULTIPROC_ENV]))
+        asyncio.run(serve(settings, fleet))  # exits the process when drained
     except StartupError as e:
         print(f"highway-serve: error: worker {index}: {e}", file=sys.stderr)
         sys.exit(EXIT_CANNOT_START)

@@ -23,6 +23,8 @@ import grpc
 import pytest
 
 from bench.harness import check_answer
+from protos.inference import grpc_service_pb2 as kserve
+from protos.inference import grpc_service_pb2_grpc
 from tests.polling import metrics_text, scrape, wait_until
 from tests.reliability.support import (
     GRPC_OPTIONS,
@@ -55,6 +57,14 @@ def total(samples: dict, name: str, **labels: str) -> float:
                if n == name and labels.items() <= dict(ls).items())
 
 
+def statistics(ch: grpc.Channel) -> tuple[int, int]:
+    """(inference_count, successful requests) of the model from ModelStatistics."""
+    stub = grpc_service_pb2_grpc.GRPCInferenceServiceStub(ch)
+    [stats] = stub.ModelStatistics(kserve.ModelStatisticsRequest(name="highway_mnist"),
+                                   timeout=10).model_stats
+    return stats.inference_count, stats.inference_stats.success.count
+
+
 def gone(pid: int) -> bool:
     """True once the process no longer runs (a zombie counts as gone)."""
     try:
@@ -75,6 +85,12 @@ def test_two_workers_share_the_port_and_the_merged_metrics_add_up(tiny_repositor
                     check_answer("ModelInfer", call(infer_bytes(2), timeout=30), 2)
         after = wait_until_idle(server)
         text = metrics_text(server.metrics_port)
+        # ModelStatistics speaks for the server: any connection, either worker, all counts.
+        images, ok = total(after, "highway_images_total"), requests_by_code(after, "ModelInfer")
+        for _ in range(8):  # both workers answer one of these but with odds 2^-7
+            with connection(server) as ch:
+                wait_until(lambda: statistics(ch) == (images, ok["OK"]),
+                           f"ModelStatistics counting {images:g} images, {ok['OK']} requests")
 
     if shutil.which("promtool"):  # as tests/server/test_metrics.py checks one process's
         done = subprocess.run(["promtool", "check", "metrics"], input=text,
