@@ -77,4 +77,7 @@ def test_shipped_int8_model_still_verifies_on_the_full_test_set(tmp_path):
                     images=10_000)
     recorded = _recorded()
     assert report["passed"] and report["gate_nodes"] == recorded["gate_nodes"]
-    assert report["accuracy_onnx"] == recorded["accuracy_onnx"]
+    # int8 arithmetic is the CPU's own: on x86 without VNNI, ONNX Runtime's uint8 x int8
+    # products saturate in 16 bits, with VNNI they do not, so the accuracy differs between
+    # machines (higher with VNNI). The bound is verification's: at most 0.1 point lower.
+    assert report["accuracy_onnx"] >= recorded["accuracy_onnx"] - criteria.INT8.max_accuracy_drop

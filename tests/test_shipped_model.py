@@ -82,8 +82,11 @@ def test_shipped_onnx_model_still_reaches_its_recorded_accuracy(tmp_path):
     assert report["accuracy_onnx"] >= recorded["accuracy_onnx"]
     from highway_core import drift
 
-    # The committed gate reference is what the verification images give today.
+    # The committed gate reference is what the verification images give today. Another
+    # CPU rounds the last bit differently, and an image whose gate value sits on a decile
+    # edge may then fall into the next bin: each share may move by a few images' worth.
     recomputed = drift.read(tmp_path / drift.FILENAME)
-    for new, old in zip(recomputed.layers, drift.read(VERSION_DIR / drift.FILENAME).layers,
-                        strict=True):
-        assert abs(new.edges - old.edges).max() < 1e-5 and abs(new.shares - old.shares).max() < 1e-9
+    committed = drift.read(VERSION_DIR / drift.FILENAME)
+    for new, old in zip(recomputed.layers, committed.layers, strict=True):
+        assert abs(new.edges - old.edges).max() < 1e-5
+        assert abs(new.shares - old.shares).max() <= 3 / committed.images
