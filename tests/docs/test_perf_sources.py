@@ -1,12 +1,15 @@
 """The performance figures README.md quotes for issues 12 and 14 are the ones their JSON holds.
 
 docs/perf/targets.json (``python -m bench`` on the fp32 version, workers 1 and 2, unary
-and streaming), docs/perf/int8.json (``python -m export.quantize_study``) and
+and streaming), docs/perf/int8.json and int8_vnni.json (``python -m export.quantize_study`` on CPUs
+without and with VNNI) and
 docs/perf/gates_ab.json (``python -m bench.gates``). Each README table is rebuilt here
 from its file, cell by cell.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from tests.docs.markdown import PERF, folded, load, table, text
 
@@ -51,9 +54,13 @@ def test_targets_verdicts_are_targets_json():
         assert met == {True: "yes", False: "no", None: "–"}[source["met"]], target
 
 
-def test_int8_table_is_int8_json():
-    report = load(PERF / "int8.json")
-    rows = table(text("README.md"), "| recipe | validation acc. |")
+@pytest.mark.parametrize("name, header", [
+    ("int8.json", "| recipe | validation acc. |"),  # a CPU without VNNI
+    ("int8_vnni.json", "| recipe, on a CPU with VNNI | validation acc. |"),
+])
+def test_int8_table_is_int8_json(name, header):
+    report = load(PERF / name)
+    rows = table(text("README.md"), header)
     by_name = {r["recipe"]: r for r in report["results"]}
     assert len(rows) == len(by_name)
     for row in rows:
@@ -101,3 +108,25 @@ def test_targets_prose_is_targets_json():
     ]
     for quote in quotes:
         assert quote in folded("README.md"), quote
+
+
+def test_int8_prose_is_the_int8_jsons():
+    """The figures the int8 section and the Versions paragraph quote from both studies."""
+    shipped = {n: {r["recipe"]: r for r in load(PERF / n)["results"]}["u8s8-qoperator-minmax"]
+               for n in ("int8.json", "int8_vnni.json")}
+    fp32 = {r["recipe"]: r for r in load(PERF / "int8_vnni.json")["results"]}["fp32"]
+    vnni, plain = shipped["int8_vnni.json"], shipped["int8.json"]
+    up = [vnni["speedup_vs_fp32"][b] for b in ("1", "8", "64")]
+    quotes = [
+        f"the shipped one at {up[0]:.2f} / {up[1]:.2f} / {up[2]:.2f} ×",
+        f"the shipped file: {100 * vnni['test_accuracy']:.2f} % against fp32's "
+        f"{100 * fp32['test_accuracy']:.2f} %, top-1 agreement "
+        f"{100 * vnni['test_top1_agreement']:.2f} %, max |Δgate| "
+        f"{vnni['test_max_abs_diff_gate_activity']:.3f} instead of "
+        f"{plain['test_max_abs_diff_gate_activity']:.3f}",
+        f"it is {min(up):.2f}–{max(up):.2f} × as fast and "
+        f"{100 * (vnni['test_accuracy'] - fp32['test_accuracy']):.2f} point more accurate",
+    ]
+    for quote in quotes:
+        assert quote in folded("README.md"), quote
+
