@@ -64,14 +64,14 @@ def markdown(report: dict) -> str:
     """The seeds, then mean ± std and best, then the paper's row, as a Markdown table."""
     lines = ["| seed | chosen epoch | validation accuracy | test accuracy | wall time |",
              "|---|---:|---:|---:|---:|"]
-    shipped = report["chosen_by_validation"]
+    chosen = report["chosen_by_validation"]
     by_seed = {r["seed"]: r for r in report["runs"]}
     for seed in report["seeds"]:
         r = by_seed.get(seed)
         if r is None:
             lines.append(f"| {seed} | – | – | not finished | – |")
             continue
-        mark = " (shipped: best validation)" if seed == shipped else ""
+        mark = " (best validation)" if seed == chosen else ""
         lines.append(f"| {seed}{mark} | {r['epoch']} | {_pct(r['val_accuracy'])} | "
                      f"{_pct(r['test_accuracy'])} | {r['train_seconds']:,.0f} s |")
     n = len(report["runs"])

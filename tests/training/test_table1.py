@@ -55,7 +55,7 @@ def test_the_table_is_built_from_records_and_finished_runs_without_training(tmp_
 
     text = capsys.readouterr().out
     assert table1_report.markdown(report) in text
-    assert "| 2 (shipped: best validation) | 37 | 99.72% | 99.58% | 4,002 s |" in text
+    assert "| 2 (best validation) | 37 | 99.72% | 99.58% | 4,002 s |" in text
     assert "| mean ± std (3 of 3 runs) | | | 99.61 ± 0.04% | |" in text
     assert "| best | | | 99.65% | |" in text
 
