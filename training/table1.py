@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         results[seed] = metrics
         report = write(results, seeds, records, out)
         print(f"seed {seed}: test {metrics['test_accuracy']:.4%}; wrote {out}", flush=True)
-    print(table1_report.markdown(report), flush=True)
+    print(table1_report.markdown(report), table1_report.sentence(report), sep="\n\n",
+          flush=True)
     return 0
 
 

@@ -60,6 +60,30 @@ def mean_text(report: dict) -> str:
     return f"{100 * report['mean']:.2f} ± {100 * report['std']:.2f}%"
 
 
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}" if len(seeds) > 1 else \
+        str(seeds[0])
+
+
+def sentence(report: dict) -> str:
+    """The table in one sentence, quoted by RESULTS.md and the README alike."""
+    paper = report["paper"]
+    theirs = (f"the paper: {100 * paper['mean']:.2f} ± {100 * paper['std']:.2f}%, best "
+              f"{_pct(paper['best'])}")
+    goal = f"a mean of at least {_pct(report['goal_mean'])}"
+    if not report["runs"]:
+        return f"No seed has finished yet ({theirs})."
+    done = [r["seed"] for r in report["runs"]]
+    if report["missing"]:
+        return (f"Seed{'s' if len(done) > 1 else ''} {_seeds(done)} finished, "
+                f"{_seeds(report['missing'])} still to train: mean so far {mean_text(report)}, "
+                f"best {_pct(report['best'])}; our goal, {goal} over all "
+                f"{len(report['seeds'])}, is not decided yet ({theirs}).")
+    verdict = "met" if report["goal_met"] else "missed"
+    return (f"Over seeds {_seeds(done)}: mean {mean_text(report)}, best "
+            f"{_pct(report['best'])}; our goal, {goal}, is {verdict} ({theirs}).")
+
+
 def markdown(report: dict) -> str:
     """The seeds, then mean ± std and best, then the paper's row, as a Markdown table."""
     lines = ["| seed | chosen epoch | validation accuracy | test accuracy | wall time |",

@@ -58,6 +58,9 @@ def test_the_table_is_built_from_records_and_finished_runs_without_training(tmp_
     assert "| 2 (best validation) | 37 | 99.72% | 99.58% | 4,002 s |" in text
     assert "| mean ± std (3 of 3 runs) | | | 99.61 ± 0.04% | |" in text
     assert "| best | | | 99.65% | |" in text
+    assert text.rstrip().endswith(
+        "Over seeds 1, 2 and 3: mean 99.61 ± 0.04%, best 99.65%; our goal, a mean of at least "
+        "99.60%, is met (the paper: 99.54 ± 0.02%, best 99.55%).")
 
 
 def test_a_partial_table_says_which_seeds_are_missing():
@@ -70,6 +73,12 @@ def test_a_partial_table_says_which_seeds_are_missing():
     text = table1_report.markdown(report)
     assert "| 2 | – | – | not finished | – |" in text
     assert "| mean ± std (1 of 3 runs) | | | 99.55% | |" in text
+    assert table1_report.sentence(report) == (
+        "Seed 1 finished, 2 and 3 still to train: mean so far 99.55%, best 99.55%; our goal, a "
+        "mean of at least 99.60% over all 3, is not decided yet (the paper: 99.54 ± 0.02%, "
+        "best 99.55%).")
+    assert table1_report.sentence(table1_report.summary({}, (1, 2, 3), "recipe")) == (
+        "No seed has finished yet (the paper: 99.54 ± 0.02%, best 99.55%).")
 
 
 def test_a_mean_below_the_goal_is_reported_as_missed():
@@ -78,6 +87,7 @@ def test_a_mean_below_the_goal_is_reported_as_missed():
             for s, acc in ((1, 0.9959), (2, 0.9957), (3, 0.9961))}
     report = table1_report.summary(runs, (1, 2, 3), "recipe")
     assert report["goal_met"] is False
+    assert ", is missed (the paper" in table1_report.sentence(report)
     assert report["chosen_by_validation"] == 1  # a tie on validation: the earlier seed
 
 
