@@ -124,7 +124,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_table1_seed_1_is_the_shipped_run_again():
-    """RESULTS.md says so: retrained from scratch four days later, seed 1 gave the same
+    """RESULTS.md says so: retrained from scratch, seed 1 gave the same
     losses and accuracies at every epoch and the same weights, every tensor equal."""
     assert _history(RESULTS / "table1" / "seed1" / "history.csv") == _history(
         SHIPPED / "history.csv")
