@@ -140,6 +140,8 @@ def test_the_shipped_model_is_table1s_best_validation_run():
     path = RESULTS / "table1.json"
     if not path.exists() or _json(path)["missing"]:
         pytest.skip("Table 1 is not complete: no run is chosen yet")
+    if not _json(path)["goal_met"]:  # the issue: improve the recipe, train the seeds again
+        pytest.skip("the recipe misses the goal: the run to ship comes from the next table")
     chosen = _json(path)["chosen_by_validation"]
     assert _history(RESULTS / "table1" / f"seed{chosen}" / "history.csv") == _history(
         SHIPPED / "history.csv"), f"the shipped model is not seed {chosen}'s run"
