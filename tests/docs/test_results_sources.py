@@ -106,10 +106,13 @@ def test_table1_is_table1_json_and_its_records():
     assert quoted in " ".join(readme.split()), "README.md does not quote the table's sentence"
 
 
-def _history(path: Path) -> list[dict[str, str]]:
+def _history(path: Path) -> list[dict[str, float]]:
     """A run's history.csv without its wall times (those depend on the machine)."""
-    with path.open() as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    from training import history
+
+    rows = history.read(path)
+    assert rows, f"no history in {path}"
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
 def _weights(path: Path) -> dict[str, np.ndarray]:
