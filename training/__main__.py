@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
     p.add_argument("--augment", type=int, default=0,
                    help="random shifts of up to this many pixels (0: none)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="conv16/conv32: dropout rate after each pooling stage (0: none)")
     p.add_argument("--val-size", type=int, default=5000,
                    help="training images held out for model selection")
     p.add_argument("--seed", type=int, default=0)

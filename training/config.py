@@ -32,6 +32,7 @@ class TrainConfig:
     lr_decay: float = 0.95  # exponential schedule: factor per epoch
     weight_decay: float = 0.0  # decoupled weight decay (AdamW-style)
     augment: int = 0  # random shifts of up to this many pixels (0: none)
+    dropout: float = 0.0  # conv16/conv32: dropout rate after each pooling stage (0: none)
     val_size: int = 5000  # last training images held out for model selection
     seed: int = 0  # seeds Python, NumPy and TF; runs are deterministic given it
     jit: bool = False  # XLA-compile the train step (slower on CPU here: results/train_speed.json)
@@ -57,6 +58,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "val_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"--dropout must be at least 0 and below 1, got {self.dropout}")
+        if self.dropout and not self.model.startswith("conv"):
+            raise ValueError(f"--dropout applies to conv16 and conv32, not {self.model}")
         if self.augment < 0 or self.augment > 8:
             raise ValueError(f"--augment must be between 0 and 8 pixels, got {self.augment}")
 

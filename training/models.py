@@ -89,12 +89,12 @@ def fc(depth: int = 10, plain: bool = False, gate_bias_init: float | None = None
     return keras.Model(images, outputs, name=f"{'plain' if plain else 'highway'}_fc{depth}")
 
 
-def build(name: str, depth: int = 10, plain: bool = False) -> keras.Model:
+def build(name: str, depth: int = 10, plain: bool = False, dropout: float = 0.0) -> keras.Model:
     """Build a zoo model by name (``seed``, ``conv16``, ``conv32``, ``fc``)."""
     builders: dict[str, Callable[[], keras.Model]] = {
         "seed": seed,
-        "conv16": lambda: conv(16),
-        "conv32": lambda: conv(32),
+        "conv16": lambda: conv(16, dropout=dropout),
+        "conv32": lambda: conv(32, dropout=dropout),
         "fc": lambda: fc(depth, plain),
     }
     if name not in builders:

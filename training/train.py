@@ -111,7 +111,7 @@ def train(cfg: TrainConfig, data: Mnist | None = None) -> dict:
     with log_path.open("a" if earlier else "w") as f:  # a resumed run may be on another machine
         f.write(f"{cfg.command}\n" + (f"resuming after epoch {len(earlier)}\n" if earlier else "")
                 + f"machine: {provenance.machine()}\n")
-    model = models.build(cfg.model, depth=cfg.depth, plain=cfg.plain)
+    model = models.build(cfg.model, depth=cfg.depth, plain=cfg.plain, dropout=cfg.dropout)
     steps = -(-len(x_fit) // cfg.batch_size)
     model.compile(optimizer=make_optimizer(cfg, steps), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=cfg.jit)
