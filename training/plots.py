@@ -176,7 +176,8 @@ def table1(report: dict, curves: dict[int, list[dict[str, float]]], path: Path) 
     for ax in (ax_val, ax_test):
         ax.grid(alpha=0.3)
     ax_test.legend(fontsize=8)
-    fig.suptitle(f"Table 1, {report['recipe']}", fontsize=9)
+    name = f"recipe {report['name']}: " if "name" in report else ""
+    fig.suptitle(f"Table 1, {name}{report['recipe']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

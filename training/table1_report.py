@@ -40,6 +40,8 @@ def summary(results: dict[int, dict], seeds: tuple[int, ...], recipe: str) -> di
         "mean": mean,
         "std": statistics.stdev(acc) if len(acc) > 1 else None,
         "best": max(acc) if acc else None,
+        # What recipes are compared by: the test set never picks a recipe.
+        "val_mean": statistics.fmean(r["val_accuracy"] for r in rows) if rows else None,
         "goal_mean": GOAL,
         "goal_met": None if len(rows) < len(seeds) else mean >= GOAL,
         "chosen_by_validation": chosen["seed"] if chosen else None,
@@ -66,7 +68,13 @@ def _seeds(seeds: list[int]) -> str:
 
 
 def sentence(report: dict) -> str:
-    """The table in one sentence, quoted by RESULTS.md and the README alike."""
+    """The table in one sentence, quoted by RESULTS.md and the README alike; it starts with
+    the recipe's name when the table has one."""
+    text = _sentence(report)
+    return f"Recipe {report['name']}, {text[0].lower()}{text[1:]}" if "name" in report else text
+
+
+def _sentence(report: dict) -> str:
     paper = report["paper"]
     theirs = (f"the paper: {100 * paper['mean']:.2f} ± {100 * paper['std']:.2f}%, best "
               f"{_pct(paper['best'])}")
@@ -100,10 +108,27 @@ def markdown(report: dict) -> str:
                      f"{_pct(r['test_accuracy'])} | {r['train_seconds']:,.0f} s |")
     n = len(report["runs"])
     best = "–" if report["best"] is None else _pct(report["best"])
-    lines.append(f"| mean ± std ({n} of {len(report['seeds'])} runs) | | | "
+    val_mean = "" if report["val_mean"] is None else _pct(report["val_mean"])
+    lines.append(f"| mean ± std ({n} of {len(report['seeds'])} runs) | | {val_mean} | "
                  f"{mean_text(report)} | |")
     lines.append(f"| best | | | {best} | |")
     paper = report["paper"]
     lines.append(f"| paper, {paper['params']} parameters | | | {100 * paper['mean']:.2f} ± "
                  f"{100 * paper['std']:.2f}% (best {_pct(paper['best'])}) | |")
+    return "\n".join(lines)
+
+
+def comparison(reports: dict[str, dict], changes: dict[str, str]) -> str:
+    """The recipes side by side, as a Markdown table: what changed, then the means.
+
+    Recipes are compared on the mean validation accuracy of their chosen epochs; the test
+    column is what each recipe's table reports, not what chose between them.
+    """
+    lines = ["| recipe | what changed | seeds finished | mean validation accuracy "
+             "| mean test accuracy | goal |", "|---|---|---:|---:|---:|---|"]
+    for name, report in reports.items():
+        val = "–" if report["val_mean"] is None else _pct(report["val_mean"])
+        goal = {None: "not decided yet", True: "met", False: "missed"}[report["goal_met"]]
+        lines.append(f"| {name} | {changes[name]} | {len(report['runs'])} of "
+                     f"{len(report['seeds'])} | {val} | {mean_text(report)} | {goal} |")
     return "\n".join(lines)

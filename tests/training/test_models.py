@@ -22,6 +22,18 @@ def test_exact_conv_counts_match_the_documented_figures():
     assert models.build("conv32").count_params() == 151_690
 
 
+def test_dropout_adds_no_parameters_and_acts_only_in_training():
+    model = models.build("conv32", dropout=0.2)
+    assert model.count_params() == 151_690
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] \
+        == [0.2, 0.2, 0.2]  # one after each pooling stage
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+    assert not np.array_equal(model(x, training=True), model(x, training=False))
+    plain = models.build("conv32").layers
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain)
+
+
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_models_take_raw_uint8_pixels_and_return_probabilities(name):
     model = models.build(name, depth=4)

@@ -72,6 +72,8 @@ def test_sgd_with_exponential_decay_lowers_the_learning_rate(tmp_path, fixture_d
         (["--model", "resnet"], "unknown model 'resnet'"),
         (["--model", "fc", "--depth", "1"], "--depth must be at least 2"),
         (["--model", "fc", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--model", "fc", "--dropout", "0.2"], "--dropout applies to conv16 and conv32, not fc"),
+        (["--model", "conv16", "--dropout", "1"], "--dropout must be at least 0 and below 1"),
         (["--model", "fc", "--data-dir", "no/such/dir"],
          "no/such/dir: MNIST data directory does not exist"),
     ],
