@@ -40,7 +40,7 @@ def test_each_highway_layer_is_one_named_gate_function_node(exported, name):
     (function,) = model.functions
     assert (function.domain, function.name) == ("highway", "HighwayGate")
     assert [n.op_type for n in function.node] == ["Constant", "Sigmoid", "Sub", "Mul", "Mul", "Add"]
-    assert not [n for n in model.graph.node if n.op_type == "Sigmoid"]
+    assert not [n for n in model.graph.node if n.op_type in ("Sigmoid", "Dropout")]  # seed's
     onnx.checker.check_model(model, full_check=True)
     opsets = {o.domain: o.version for o in model.opset_import}
     assert opsets[""] >= 17 and opsets["highway"] == 1
