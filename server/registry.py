@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from highway_core.facts import GATE_ACTIVITY
-from server import model_config, repository, runtime
-from server.batching import Batcher
+from server import model_config, model_states, repository, runtime
 from server.errors import InvalidArgument, ModelLoadError, NotFound, NotYet
+from server.model_states import UNLOADED, Model
 from server.repository import DEFAULT_MODEL, Fingerprint, ModelVersion
+from server.version_setup import VersionSetup
 
 if TYPE_CHECKING:
     from server.gates import GateMonitor
@@ -35,22 +33,6 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 log = logging.getLogger(__name__)
-READY, UNAVAILABLE, LOADING = "READY", "UNAVAILABLE", "LOADING"
-UNLOADED = "unloaded"
-
-
-@dataclass
-class Model:
-    """One model name: the versions serving now and what became of the others."""
-
-    serving: dict[int, ModelVersion] = field(default_factory=dict)
-    prints: dict[int, Fingerprint] = field(default_factory=dict)
-    """The files each serving version was loaded from."""
-    failed: dict[int, tuple[str, Fingerprint | None]] = field(default_factory=dict)
-    """Versions not serving: why, and the files that failed (retried once they change)."""
-    loading: set[int] = field(default_factory=set)
-    reason: str = ""
-    """Why no version serves, when none does."""
 
 
 class Registry:
@@ -59,9 +41,7 @@ class Registry:
     def __init__(self, settings: Settings, metrics: Metrics, gates: GateMonitor | None = None,
                  published: Published | None = None):
         self._settings = settings
-        self._metrics = metrics
-        self._gates = gates  # gate activity and drift per version (server/gates.py)
-        self._published = published  # under --workers: values copied into the shared files
+        self._setup = VersionSetup(settings, metrics, gates, published)
         self._models: dict[str, Model] = {}
         self._lock = asyncio.Lock()
         self._churn = 0  # loads and retirements since memory was last handed back
@@ -104,23 +84,7 @@ class Registry:
             on_disk = repository.model_names(self._settings.model_repository)
         except ModelLoadError:
             on_disk = []
-        rows = []
-        for name in sorted(set(on_disk) | set(self._models)):
-            entry = self._models.get(name)
-            if entry is None:
-                rows.append((name, "", "", ""))  # in the repository, never loaded
-                continue
-            versions = sorted(set(entry.serving) | set(entry.failed) | entry.loading)
-            if not versions:
-                rows.append((name, "", UNAVAILABLE, entry.reason))
-            for v in versions:
-                if v in entry.serving:
-                    rows.append((name, str(v), READY, ""))
-                elif v in entry.loading:
-                    rows.append((name, str(v), LOADING, ""))
-                else:
-                    rows.append((name, str(v), UNAVAILABLE, entry.failed[v][0]))
-        return [r for r in rows if r[2] == READY] if ready_only else rows
+        return model_states.index(self._models, on_disk, ready_only)
 
     # Changes: one at a time, on the event loop; slow work in worker threads.
 
@@ -166,7 +130,7 @@ class Registry:
             entry.serving, entry.prints, entry.reason = {}, {}, UNLOADED
             entry.failed = {mv.version: (UNLOADED, None) for mv in retired}
             log.info("model %s unloaded", name)
-            self._forget(retired)
+            self._setup.take_down(retired)
             await self._retire(retired)
             await self._release()
 
@@ -183,7 +147,7 @@ class Registry:
         if not present:
             if entry is not None and entry.serving:
                 log.info("model %s: folder removed from the repository; unloading", name)
-                self._forget(list(entry.serving.values()))
+                self._setup.take_down(list(entry.serving.values()))
                 await self._retire(list(entry.serving.values()))
             self._models.pop(name, None)
             return []
@@ -218,7 +182,7 @@ class Registry:
             entry.loading.add(v)
             self._churn += 1  # a load frees its temporary buffers, loaded or not
             try:
-                loaded = await asyncio.to_thread(self._load, model_dir, plan, v)
+                loaded = await asyncio.to_thread(self._setup.bring_up, model_dir, plan, v)
             except NotYet as e:
                 problems += self._not_yet(name, e, strict)
                 continue
@@ -238,33 +202,6 @@ class Registry:
         await self._swap(name, entry, keep, prints)
         return problems
 
-    def _load(self, model_dir: Path, plan: model_config.ModelPlan, version: int) -> ModelVersion:
-        """In a worker thread: session, checks, warm-up, batcher; metrics on success."""
-        s = self._settings
-        start = time.perf_counter()
-        mv = repository.load_version(model_dir, plan.config, version, s.device,
-                                     s.intra_op_threads)
-        mv.runtime.warm_up(plan.batch.max_batch_size)
-        mv.batch = plan.batch
-        observer = None
-        if self._gates is not None and mv.highway_layers and (
-                GATE_ACTIVITY in mv.runtime.output_names):
-            self._gates.add(mv.name, version, mv.highway_layers, mv.gate_reference)
-            observer = self._gates.observer(mv.name, version)
-        mv.batcher = Batcher(mv.runtime.run, plan.batch, self._metrics,
-                             name=f"{mv.name}-{version}", observer=observer)
-        if self._published is not None:  # a set_function cannot reach a worker's files
-            self._published.track(mv.name, version, mv.batcher)
-        else:
-            self._metrics.queued.labels(mv.name, str(version)).set_function(mv.batcher.queued)
-        labels = {"model": mv.name, "version": str(version)}
-        self._metrics.model_load_duration.labels(**labels).observe(time.perf_counter() - start)
-        self._metrics.model_loads.labels(**labels, outcome="success").inc()
-        log.info("model %s version %d loaded on %s in %.2f s (max_batch_size %d)", mv.name,
-                 version, mv.runtime.provider, time.perf_counter() - start,
-                 plan.batch.max_batch_size)
-        return mv
-
     async def _swap(self, name: str, entry: Model, serving: dict[int, ModelVersion],
                     prints: dict[int, Fingerprint]) -> None:
         """Moves traffic to ``serving`` in one step, then retires what it replaced."""
@@ -272,34 +209,13 @@ class Registry:
         entry.serving, entry.prints = serving, prints
         if serving:
             entry.reason = ""
-        self._forget(retired)
+        self._setup.take_down(retired)
         for mv in retired:
             if mv.version not in serving:
                 entry.failed[mv.version] = (UNLOADED, None)
                 log.info("model %s version %d retired", name, mv.version)
-        for mv in serving.values():
-            self._metrics.model_info.labels(mv.name, str(mv.version), mv.runtime.provider).set(1)
+        self._setup.serving(list(serving.values()))
         await self._retire(retired)
-
-    def _forget(self, versions: list[ModelVersion]) -> None:
-        """Drops their ``highway_model_info`` series.
-
-        Under ``--workers N`` a series lives on in the worker's metric file after
-        ``remove``, so it is set to 0 first: gone from this process, 0 in the merge.
-        """
-        for mv in versions:
-            labels = (mv.name, str(mv.version), mv.runtime.provider)
-            self._metrics.model_info.labels(*labels).set(0)
-            self._metrics.model_info.remove(*labels)
-            if self._published is not None:
-                self._published.track(mv.name, mv.version, None)
-            else:
-                try:
-                    self._metrics.queued.remove(mv.name, str(mv.version))
-                except KeyError:
-                    pass
-            if self._gates is not None:
-                self._gates.remove(mv.name, mv.version)
 
     async def _retire(self, versions: list[ModelVersion]) -> None:
         """Closes their batchers (each answers what it holds) off the loop, then lets go."""
@@ -320,9 +236,7 @@ class Registry:
         if entry.failed.get(version) == (reason, fp):
             return  # reported already
         entry.failed[version] = (reason, fp)
-        self._metrics.model_loads.labels(name, str(version), "failure").inc()
-        if not self._quiet:
-            log.warning("model %s version %d failed to load: %s", name, version, reason)
+        self._setup.failed(name, version, reason, self._quiet)
 
     @staticmethod
     def _not_yet(name: str, error: NotYet, strict: bool) -> list[str]:
