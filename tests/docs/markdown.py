@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
 PERF = ROOT / "docs" / "perf"
+SHIPPED = ROOT / "models" / "highway_mnist" / "1"  # the shipped fp32 model's folder
 
 
 def text(name: str) -> str:
