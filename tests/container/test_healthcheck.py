@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from server.app import BackgroundServer
+from server.background import BackgroundServer
 from server.healthcheck import ProbeSettings, default_address, main, parse_args, probe
 from server.settings import Settings
 from tests.container.containers import ROOT, free_port

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from protos.highway.v1 import classifier_pb2_grpc as hw_grpc
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
-from server.app import BackgroundServer
+from server.background import BackgroundServer
 from server.settings import Settings
 
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from protos.inference import grpc_service_pb2 as kserve
 from protos.inference import grpc_service_pb2_grpc as kserve_grpc
-from server.app import BackgroundServer
+from server.background import BackgroundServer
 from server.fleet import READY, STOPPED, Fleet
 from server.healthcheck import ProbeSettings, probe
 from tests.polling import wait_until
