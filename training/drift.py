@@ -218,45 +218,6 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = report["conditions"]
-    fig, (ax, heat) = plt.subplots(1, 2, figsize=(13, 0.45 * len(rows) + 2),
-                                   gridspec_kw={"width_ratios": [3, 2]})
-    for y, row in enumerate(rows):
-        color = "tab:red" if row["crosses_threshold"] else (
-            "tab:orange" if row["windows_over_threshold"] else "tab:green")
-        ax.scatter(np.maximum(row["scores"], 1e-3), [y] * len(row["scores"]), s=10, alpha=0.5,
-                   color=color)
-        quality = (f"acc {100 * row['accuracy']:.1f}%" if "accuracy" in row
-                   else f"conf {row['mean_confidence']:.2f}")
-        ax.annotate(quality, (1.02, y), xycoords=("axes fraction", "data"), va="center",
-                    fontsize=8)
-    ax.axvline(report["threshold"], color="k", linestyle="--",
-               label=f"threshold {report['threshold']}")
-    ax.set(xscale="log", yticks=range(len(rows)), yticklabels=[r["condition"] for r in rows],
-           xlabel=f"drift score (largest layer PSI), windows of {report['window']} images")
-    ax.invert_yaxis()
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3, axis="x")
-    matrix = np.log10(np.maximum([r["layer_psi_median"] for r in rows], 1e-3))
-    image = heat.imshow(matrix, aspect="auto", cmap="magma", vmin=-3, vmax=1)
-    heat.set(yticks=[], xticks=range(len(report["layers"])),
-             xticklabels=[n.replace("highway_", "") for n in report["layers"]],
-             title="median PSI per layer (log10)")
-    heat.tick_params(axis="x", rotation=45, labelsize=8)
-    fig.colorbar(image, ax=heat)
-    fig.suptitle(f"Gate drift of {report['model']} vs its reference; {report['data']}",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     from training.data import MnistDataError
 
@@ -267,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         report["seconds"] = round(time.perf_counter() - start, 1)
         (args.out / "drift.json").write_text(json.dumps(report, indent=1) + "\n")
-        plot(report, args.out / "drift.png")
+        from training import plots
+
+        plots.gate_drift(report, args.out / "drift.png")
     except (MnistDataError, drift.ReferenceError, ValueError, OSError) as e:
         print(f"experiments drift: error: {e}", file=sys.stderr)
         return 2
