@@ -1,4 +1,4 @@
-"""The shipped int8 model (models/highway_mnist/2): gates kept, verified, as good as fp32.
+"""The shipped int8 model (tests/shipped.py: which version): gates kept, verified, as good as fp32.
 
 Re-verification on all 10,000 test images runs where ``HIGHWAY_DATA_DIR`` points
 at the full set (CI sets it), as for the fp32 version.
@@ -15,10 +15,9 @@ import onnxruntime as ort
 
 from export import criteria, gates, quantize
 from export.repository import sha256
-from tests.test_shipped_model import MODEL_DIR, full_test_set
+from tests.shipped import FP32_DIR, INT8_DIR
+from tests.test_shipped_model import full_test_set
 
-INT8_DIR = MODEL_DIR / "2"
-FP32_DIR = MODEL_DIR / "1"
 LAYERS = [f"highway_conv{i}" for i in range(1, 9)]
 
 

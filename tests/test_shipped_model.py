@@ -1,6 +1,5 @@
-"""The shipped fp32 model (models/highway_mnist/1): present, consistent, as good as recorded.
-
-Version 2, its int8 twin, is checked in test_shipped_int8.py.
+"""The shipped fp32 model (tests/shipped.py: which version): present, consistent, as good
+as recorded. Its int8 twin is checked in test_shipped_int8.py.
 
 The full-test-set re-evaluation needs all 10,000 MNIST test images, which live
 outside the repository: it runs where ``HIGHWAY_DATA_DIR`` points at them (CI
@@ -17,10 +16,10 @@ from pathlib import Path
 import onnx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL_DIR = ROOT / "models" / "highway_mnist"
-FP32_VERSION = 1
-VERSION_DIR = MODEL_DIR / str(FP32_VERSION)
+from tests.shipped import FP32_DIR as VERSION_DIR
+from tests.shipped import FP32_VERSION, INT8_VERSION, MODEL_DIR
+
+ROOT = MODEL_DIR.parents[1]
 PAPER_BEST = 0.9955
 GOAL = 0.995
 
@@ -56,7 +55,7 @@ def test_repository_serves_every_version_and_the_highest_by_default():
     config = (MODEL_DIR / "config.pbtxt").read_text()
     assert "version_policy: { all { } }" in config  # what Triton reads
     versions = sorted(int(p.name) for p in MODEL_DIR.iterdir() if p.name.isdigit())
-    assert versions == [FP32_VERSION, 2]  # 2: int8; a request without a version gets it
+    assert versions == [FP32_VERSION, INT8_VERSION]  # int8; a request without a version gets it
 
 
 def full_test_set() -> str:

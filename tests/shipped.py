@@ -1,0 +1,14 @@
+"""Which versions of the shipped model are which: the one home the tests read it from.
+
+The fp32 version is the trained model (``model.keras`` beside its ONNX export); the
+int8 version, its quantized twin, is the highest, so a request without a version
+gets it (Triton's "latest" policy, as ``config.pbtxt`` applies it).
+"""
+
+from pathlib import Path
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "highway_mnist"
+FP32_VERSION = 1
+INT8_VERSION = 2
+FP32_DIR = MODEL_DIR / str(FP32_VERSION)
+INT8_DIR = MODEL_DIR / str(INT8_VERSION)
