@@ -19,7 +19,6 @@ import pytest
 from tests.shipped import FP32_DIR as VERSION_DIR
 from tests.shipped import FP32_VERSION, INT8_VERSION, MODEL_DIR
 
-ROOT = MODEL_DIR.parents[1]
 PAPER_BEST = 0.9955
 GOAL = 0.995
 
