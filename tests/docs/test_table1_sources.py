@@ -121,3 +121,12 @@ def test_the_shipped_model_is_table1s_best_validation_run():
     chosen = report["chosen_by_validation"]
     assert _history(ROOT / records / f"seed{chosen}" / "history.csv") == _history(
         SHIPPED / "history.csv"), f"the shipped model is not {report['name']} seed {chosen}'s run"
+
+
+def test_the_seed_spread_quoted_is_v1s():
+    """RESULTS.md warns that one seed decides nothing, with v1's spread across its seeds."""
+    runs = _json(RESULTS / "table1.json")["runs"]
+    val, test = ([r[k] for r in runs] for k in ("val_accuracy", "test_accuracy"))
+    quoted = (f"v1's three seeds spread over {100 * (max(val) - min(val)):.2f} points of "
+              f"validation accuracy and {100 * (max(test) - min(test)):.2f} of test accuracy")
+    assert quoted in " ".join(_text("docs/RESULTS.md").split())
