@@ -5,7 +5,8 @@ Both APIs end in one array: uint8 images [N, 28, 28]. Accepted pixel encodings:
 - KServe ModelInfer: input ``images``, datatype UINT8 (0..255) or FP32 (0..255,
   rounded), shape [N, 28, 28], as ``raw_input_contents`` or typed ``contents``.
 Sizes are compared with Python integers computed from the declared shape, so an
-absurd shape is refused without allocating anything.
+absurd shape is refused without allocating anything. Outgoing, beside the answers:
+Triton's ModelStatistics message from a version's counters.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from highway_core.facts import COLS, INPUT_NAME, ROWS
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 from server.errors import InvalidArgument
+from server.statistics import Snapshot
 
 PIXELS = ROWS * COLS
 _TYPED_FIELDS = ("bool_contents", "int_contents", "int64_contents", "uint_contents",
@@ -199,3 +201,17 @@ def encode_infer(request: kserve.ModelInferRequest, name: str, version: int,
         response.outputs.add(name=out, datatype="FP32", shape=array.shape)
         response.raw_output_contents.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
     return response
+
+
+def statistics_message(name: str, version: int, stats: Snapshot
+                       ) -> kserve.ModelStatistics:
+    """Triton's ModelStatistics message from a version's counters."""
+    def duration(pair: list[int]) -> kserve.StatisticDuration:
+        return kserve.StatisticDuration(count=pair[0], ns=pair[1])
+
+    return kserve.ModelStatistics(
+        name=name, version=str(version), last_inference=stats["last_ms"],
+        inference_count=stats["images"], execution_count=stats["executions"],
+        inference_stats=kserve.InferStatistics(
+            success=duration(stats["success"]), fail=duration(stats["fail"]),
+            queue=duration(stats["queue"]), compute_infer=duration(stats["infer"])))

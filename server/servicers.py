@@ -203,7 +203,7 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
         else:
             models = self._s.all()
         return kserve.ModelStatisticsResponse(model_stats=[
-            statistics_message(m.name, m.version, self._s.statistics(m)) for m in models])
+            codecs.statistics_message(m.name, m.version, self._s.statistics(m)) for m in models])
 
     @rpc
     async def ModelInfer(self, request: kserve.ModelInferRequest  # noqa: N802
@@ -243,17 +243,3 @@ class InferenceServicer(kserve_grpc.GRPCInferenceServiceServicer):
     async def RepositoryModelUnload(self, request):  # noqa: N802
         await self._s.explicit().unload(request.model_name)
         return kserve.RepositoryModelUnloadResponse()
-
-
-def statistics_message(name: str, version: int, stats: statistics.Snapshot
-                       ) -> kserve.ModelStatistics:
-    """Triton's ModelStatistics message from a version's counters."""
-    def duration(pair: list[int]) -> kserve.StatisticDuration:
-        return kserve.StatisticDuration(count=pair[0], ns=pair[1])
-
-    return kserve.ModelStatistics(
-        name=name, version=str(version), last_inference=stats["last_ms"],
-        inference_count=stats["images"], execution_count=stats["executions"],
-        inference_stats=kserve.InferStatistics(
-            success=duration(stats["success"]), fail=duration(stats["fail"]),
-            queue=duration(stats["queue"]), compute_infer=duration(stats["infer"])))
