@@ -25,6 +25,7 @@ import numpy as np
 from highway_core.facts import DEFAULT_MAX_BATCH_SIZE, DEFAULT_QUEUE_DELAY_US
 from server.errors import Overloaded, Unavailable
 from server.metrics import Metrics
+from server.statistics import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,6 @@ class BatchSettings:
     preferred_batch_sizes: tuple[int, ...] = ()
     """Batch sizes run as soon as they are reached, without waiting out the delay (Triton's
     ``preferred_batch_size``)."""
-
-
-class RunStats:
-    """Cumulative counters behind Triton's ModelStatistics RPC (nanoseconds)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.executions = 0
-        self.queue = [0, 0]  # [count, ns] per request part
-        self.infer = [0, 0]  # [count, ns] per request part, its run's duration
-        self.success = [0, 0]  # [count, ns] per request, time in the batcher
-        self.fail = [0, 0]
-        self.images = 0
-        self.last_ms = 0
-
-    def add(self, pair: list[int], seconds: float, count: int = 1) -> None:
-        with self.lock:
-            pair[0] += count
-            pair[1] += int(seconds * 1e9) * count
 
 
 class _Item:

@@ -1,6 +1,6 @@
 """Triton's ModelStatistics for the whole server, ``--workers N`` included.
 
-A batcher counts what its own process ran (:class:`server.batching.RunStats`). A
+A batcher counts what its own process ran (:class:`RunStats`). A
 ModelStatistics call reaches one worker, the one its connection landed on, yet a
 client (perf_analyzer reads the statistics before and after each measurement)
 asks about the server. So each worker also writes its counters, once a second, to
@@ -16,17 +16,33 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from server.batching import RunStats
 
 log = logging.getLogger(__name__)
 
 DURATIONS = ("success", "fail", "queue", "infer")  # [count, ns] pairs
 COUNTS = ("executions", "images")
 Snapshot = dict  # {"success": [count, ns], ..., "executions": n, "images": n, "last_ms": t}
+
+
+class RunStats:
+    """Cumulative counters behind Triton's ModelStatistics RPC (nanoseconds)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.executions = 0
+        self.queue = [0, 0]  # [count, ns] per request part
+        self.infer = [0, 0]  # [count, ns] per request part, its run's duration
+        self.success = [0, 0]  # [count, ns] per request, time in the batcher
+        self.fail = [0, 0]
+        self.images = 0
+        self.last_ms = 0
+
+    def add(self, pair: list[int], seconds: float, count: int = 1) -> None:
+        with self.lock:
+            pair[0] += count
+            pair[1] += int(seconds * 1e9) * count
 
 
 def snapshot(stats: RunStats) -> Snapshot:

@@ -6,8 +6,7 @@ tests/reliability/test_workers.py; these are the file rules it relies on.
 
 from __future__ import annotations
 
-from server.batching import RunStats
-from server.statistics import PeerFiles, snapshot, total
+from server.statistics import PeerFiles, RunStats, snapshot, total
 
 
 def _stats(images: int, last_ms: int) -> RunStats:
