@@ -1,7 +1,7 @@
 """SIGTERM with a stream open: requests already read are answered, then UNAVAILABLE.
 
 A real ``python -m server`` process on the shipped model (configured for one
-image per model run), and a stream of 20 eight-image requests that the client
+image per model run), and a stream of 20 48-image requests that the client
 keeps open (never half-closes). Once the server has read them all, SIGTERM: every one of them
 must still be answered, in order, before the stream ends with UNAVAILABLE; a
 stream opened during the drain is refused UNAVAILABLE; the process exits 0.
@@ -21,6 +21,8 @@ from tests.reliability.support import channel, running_server
 from tests.server.streaming import HeldOpen, infer, slow_repository
 
 N = 20
+IMAGES = 48  # per request: 960 one-image runs (the queue holds 1,024), so SIGTERM lands mid-stream
+# (with 8, a loaded machine could answer all 20 between the last scrape and the signal)
 
 
 def _stream_progress(server) -> float:
@@ -33,7 +35,7 @@ def _stream_progress(server) -> float:
 def test_sigterm_answers_what_the_stream_sent_then_ends_it_unavailable(fixture_mnist,
                                                                         tmp_path):
     log = tmp_path / "server.log"
-    requests = HeldOpen([infer(fixture_mnist.x_test[:8], id=str(i)) for i in range(N)])
+    requests = HeldOpen([infer(fixture_mnist.x_test[:IMAGES], id=str(i)) for i in range(N)])
     answers, ended = [], {}
 
     def read(call) -> None:
