@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.shipped import FP32_DIR
-
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
 PERF = ROOT / "docs" / "perf"
-SHIPPED = FP32_DIR  # the shipped fp32 model's folder
 
 
 def text(name: str) -> str:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.markdown import PERF, RESULTS, SHIPPED, table
+from tests.docs.markdown import PERF, RESULTS, table
 from tests.docs.markdown import load as _json
 from tests.docs.markdown import text as _text
+from tests.shipped import FP32_DIR as SHIPPED
 
 
 def _accuracy(value: float | None) -> str:

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.docs.markdown import RESULTS, ROOT, SHIPPED
+from tests.docs.markdown import RESULTS, ROOT
 from tests.docs.markdown import load as _json
 from tests.docs.markdown import text as _text
+from tests.shipped import FP32_DIR as SHIPPED
 
 
 def _table1(name: str) -> dict:
