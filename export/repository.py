@@ -37,7 +37,7 @@ from protos.inference import model_config_pb2 as mc
 DEFAULT_NAME = MODEL_NAME
 LABELS = [str(d) for d in range(NUM_CLASSES)]
 INPUT_SCALING = "uint8 pixels 0..255, divided by 255 inside the model"
-RUN_FILES = ("metrics.json", "curves.png")  # copied from the training run when present
+RUN_FILES = ("metrics.json", "history.csv", "curves.png")  # copied from the run when present
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -168,7 +168,7 @@ def write_model_files(model_dir: Path, name: str, highway_layers: Sequence[str])
 
 
 def copy_run_files(keras_path: Path, version_dir: Path, with_keras: bool = False) -> list[str]:
-    """Copy the training run's metrics.json and curves.png next to the model, if present.
+    """Copy the training run's files (``RUN_FILES``) next to the model, those that are present.
 
     ``with_keras`` also copies the source model as ``model.keras``, so that the
     version can be re-verified from the repository alone (the shipped model does).

@@ -103,8 +103,8 @@ def test_repository_has_tritons_layout(exported_repository):
     model_dir = exported_repository / TINY_MODEL_NAME
     assert sorted(p.name for p in model_dir.iterdir()) == ["1", "config.pbtxt", "labels.txt"]
     assert sorted(p.name for p in (model_dir / "1").iterdir()) == [
-        "curves.png", "gate_reference.json", "metrics.json", "model.onnx", "verification.json",
-        "verification.png"]
+        "curves.png", "gate_reference.json", "history.csv", "metrics.json", "model.onnx",
+        "verification.json", "verification.png"]
     assert (model_dir / "labels.txt").read_text() == "".join(f"{d}\n" for d in range(10))
 
 
