@@ -37,6 +37,8 @@ RECIPES = (
     Recipe("s8s8-qdq-entropy", activations="int8", calibration="Entropy"),
     Recipe("s8s8-qdq-percentile", activations="int8", calibration="Percentile"),
     Recipe("s8s8-qdq-minmax-gate-inputs", activations="int8", gate_inputs=True),
+    Recipe("u8s7-qdq-minmax", reduce_range=True),
+    Recipe("u8s7-qoperator-minmax", quant_format="QOperator", reduce_range=True),
 )
 BATCHES = (1, 8, 64)
 VALIDATION = 5000  # the last training images, as training's --val-size
@@ -141,8 +143,10 @@ def run(fp32: Path, data_dir: str | None, calibration: int, slice_s: float, roun
         "fp32_model": _display(fp32), "data": Path(data.source).name,
         "calibration": f"first {len(calib)} training images",
         "selection": f"validation accuracy on the last {VALIDATION} training images",
-        "rule": f"fastest (geometric mean speed-up over batches {BATCHES}) of the recipes "
-                f"within {ACCURACY_BAR:.1%} of fp32's validation accuracy",
+        "rule": f"of the recipes with 7-bit weights (the same answers on CPUs with and "
+                f"without VNNI), the fastest (geometric mean speed-up over batches {BATCHES}) "
+                f"within {ACCURACY_BAR:.1%} of fp32's validation accuracy, else the most "
+                f"accurate on validation",
         "chosen_on_validation": chosen,
         "command": command,
         "onnxruntime": onnxruntime.__version__,
@@ -152,11 +156,17 @@ def run(fp32: Path, data_dir: str | None, calibration: int, slice_s: float, roun
 
 
 def choose(rows: list[dict]) -> str:
-    """The shipped recipe: validation accuracy and speed only (the test set plays no part)."""
+    """The shipped recipe: portability, validation accuracy and speed (never the test set).
+
+    Only recipes with 7-bit weights compete while there are any: their int8 sums cannot
+    saturate on an x86 CPU without VNNI, so the file answers alike on every CPU, and the
+    accuracy measured on this one holds on the next.
+    """
     fp32 = rows[0]["validation_accuracy"]
-    ok = [r for r in rows[1:] if r["validation_accuracy"] >= fp32 - ACCURACY_BAR - 1e-9]
+    candidates = [r for r in rows[1:] if r["settings"].get("reduce_range")] or rows[1:]
+    ok = [r for r in candidates if r["validation_accuracy"] >= fp32 - ACCURACY_BAR - 1e-9]
     if not ok:
-        return max(rows[1:], key=lambda r: r["validation_accuracy"])["recipe"]
+        return max(candidates, key=lambda r: r["validation_accuracy"])["recipe"]
     return max(ok, key=lambda r: float(np.prod(list(r["speedup_vs_fp32"].values()))))["recipe"]
 
 
@@ -203,13 +213,13 @@ def figure(report: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.quantize_study", description=__doc__
                                 .splitlines()[0].split(": ", 1)[1])
-    p.add_argument("--model", type=Path, default=ROOT / "models/highway_mnist/1/model.onnx")
+    p.add_argument("--model", type=Path, default=ROOT / "models/highway_mnist/3/model.onnx")
     p.add_argument("--data-dir", default=None, help="full MNIST IDX folder (default: "
                    "$HIGHWAY_DATA_DIR, else Keras' downloader)")
     p.add_argument("--calibration-images", type=int, default=quantize.CALIBRATION_IMAGES)
     p.add_argument("--slice-s", type=float, default=0.5, help="seconds per timing slice")
     p.add_argument("--rounds", type=int, default=5, help="timing slices per model and batch")
-    p.add_argument("--out", type=Path, default=ROOT / "docs/perf/int8.json")
+    p.add_argument("--out", type=Path, default=ROOT / "docs/perf/int8_v3.json")
     a = p.parse_args(argv)
     if not a.model.is_file():
         print(f"quantize_study: error: model not found: {a.model}", file=sys.stderr)
@@ -218,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         print("quantize_study: error: --calibration-images, --rounds and --slice-s must be "
               "positive", file=sys.stderr)
         return 1
-    command = (f"python -m export.quantize_study --data-dir DIR --calibration-images "
-               f"{a.calibration_images} --slice-s {a.slice_s} --rounds {a.rounds}")
+    command = (f"python -m export.quantize_study --model {_display(a.model)} --data-dir DIR "
+               f"--calibration-images {a.calibration_images} --slice-s {a.slice_s} "
+               f"--rounds {a.rounds} --out {_display(a.out)}")
     report = run(a.model, a.data_dir or os.environ.get("HIGHWAY_DATA_DIR"),
                  a.calibration_images, a.slice_s, a.rounds, command)
     a.out.parent.mkdir(parents=True, exist_ok=True)

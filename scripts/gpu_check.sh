@@ -73,8 +73,8 @@ model_repo="$tmp/repository"
 mkdir -p "$model_repo/highway_mnist"
 cp "$repo/models/highway_mnist/config.pbtxt" "$repo/models/highway_mnist/labels.txt" \
   "$model_repo/highway_mnist/"
-cp -r "$repo/models/highway_mnist/1" "$model_repo/highway_mnist/1"
-model="$model_repo/highway_mnist/1/model.onnx"
+cp -r "$repo/models/highway_mnist/3" "$model_repo/highway_mnist/3"
+model="$model_repo/highway_mnist/3/model.onnx"
 
 echo "gpu_check: raw ONNX Runtime on $device, batch 1 and 64" >&2
 "$py" "$repo/scripts/gpu_check.py" raw --model "$model" --device "$device" --batches 1,64 \
@@ -101,5 +101,5 @@ fi
 flags=()
 [ "$dry" = 0 ] || flags+=(--dry-run)
 "$py" "$repo/scripts/gpu_check.py" merge --raw "$tmp/raw.json" "${server[@]}" "${flags[@]}" \
-  --model "models/highway_mnist/1/model.onnx (fp32)" --scratch "$tmp" --out "$out"
+  --model "models/highway_mnist/3/model.onnx (fp32)" --scratch "$tmp" --out "$out"
 echo "gpu_check: wrote $out" >&2

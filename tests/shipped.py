@@ -2,13 +2,14 @@
 
 The fp32 version is the trained model (``model.keras`` beside its ONNX export); the
 int8 version, its quantized twin, is the highest, so a request without a version
-gets it (Triton's "latest" policy, as ``config.pbtxt`` applies it).
+gets it (Triton's "latest" policy, as ``config.pbtxt`` applies it). Lower versions are
+earlier models, kept on disk as a record and not served.
 """
 
 from pathlib import Path
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "highway_mnist"
-FP32_VERSION = 1
-INT8_VERSION = 2
+FP32_VERSION = 3
+INT8_VERSION = 4
 FP32_DIR = MODEL_DIR / str(FP32_VERSION)
 INT8_DIR = MODEL_DIR / str(INT8_VERSION)

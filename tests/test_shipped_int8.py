@@ -25,7 +25,7 @@ def _recorded() -> dict:
     return json.loads((INT8_DIR / "verification.json").read_text())
 
 
-def test_version_2_is_the_int8_model_of_version_1():
+def test_the_int8_version_is_the_quantized_fp32_version():
     model = onnx.load(INT8_DIR / "model.onnx")
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["quantization"])["name"] == quantize.SHIPPED.name
@@ -60,7 +60,7 @@ def test_int8_and_fp32_agree_on_the_fixture_images(fixture_mnist):
         session = ort.InferenceSession(str(folder / "model.onnx"),
                                        providers=["CPUExecutionProvider"])
         out[folder.name] = session.run(["probabilities", "gate_activity"], {"images": x})
-    (p32, g32), (p8, g8) = out["1"], out["2"]
+    (p32, g32), (p8, g8) = out[FP32_DIR.name], out[INT8_DIR.name]
     correct32, correct8 = int(np.sum(p32.argmax(1) == y)), int(np.sum(p8.argmax(1) == y))
     assert correct8 >= correct32 - 2  # 0.1 point of 2,000 images
     assert np.mean(p8.argmax(1) == p32.argmax(1)) >= 0.995

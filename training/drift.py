@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 from highway_core import drift, provenance
 from highway_core.facts import GATE_ACTIVITY, INPUT_NAME, PROBABILITIES
 
-DEFAULT_MODEL = Path("models/highway_mnist/1/model.onnx")
+DEFAULT_MODEL = Path("models/highway_mnist/3/model.onnx")
 VAL_SIZE = 5000  # the trainer's default held-out split
 
 

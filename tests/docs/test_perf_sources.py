@@ -1,8 +1,9 @@
 """The performance figures README.md quotes for issues 12 and 14 are the ones their JSON holds.
 
 docs/perf/targets.json (``python -m bench`` on the fp32 version, workers 1 and 2, unary
-and streaming), docs/perf/int8.json and int8_vnni.json (``python -m export.quantize_study`` on CPUs
-without and with VNNI) and
+and streaming), docs/perf/int8_v3.json (``python -m export.quantize_study`` on the shipped
+model), int8.json and int8_vnni.json (the same on version 1's model, on CPUs without and with
+VNNI), the shipped int8 version's verification.json and
 docs/perf/gates_ab.json (``python -m bench.gates``). Each README table is rebuilt here
 from its file, cell by cell.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from tests.docs.markdown import PERF, folded, load, table, text
+from tests.shipped import FP32_DIR, INT8_DIR
 
 LOADS = [("ModelInfer", 1, 1), ("ModelStreamInfer", 1, 1), ("ModelInfer", 1, 16),
          ("ModelStreamInfer", 1, 16), ("ModelInfer", 64, 4)]
@@ -54,17 +56,26 @@ def test_targets_verdicts_are_targets_json():
         assert met == {True: "yes", False: "no", None: "–"}[source["met"]], target
 
 
-@pytest.mark.parametrize("name, header", [
-    ("int8.json", "| recipe | validation acc. |"),  # a CPU without VNNI
-    ("int8_vnni.json", "| recipe, on a CPU with VNNI | validation acc. |"),
+def _recipe_of(version_dir) -> str:
+    return load(version_dir / "verification.json")["quantization"]["name"]
+
+
+@pytest.mark.parametrize("name, header, marked, version", [
+    ("int8_v3.json", "| recipe, version 3's model | validation acc. |", " (shipped)", INT8_DIR),
+    # version 1's model, on CPUs without and with VNNI
+    ("int8.json", "| recipe | validation acc. |", " (version 2)", INT8_DIR.parent / "2"),
+    ("int8_vnni.json", "| recipe, on a CPU with VNNI | validation acc. |", " (version 2)",
+     INT8_DIR.parent / "2"),
 ])
-def test_int8_table_is_int8_json(name, header):
+def test_int8_table_is_int8_json(name, header, marked, version):
     report = load(PERF / name)
     rows = table(text("README.md"), header)
     by_name = {r["recipe"]: r for r in report["results"]}
     assert len(rows) == len(by_name)
+    # the marked row is the recipe that version was quantized with, and only that one
+    assert [row[0] for row in rows if row[0].endswith(marked)] == [_recipe_of(version) + marked]
     for row in rows:
-        r = by_name[row[0].replace(" (shipped)", "")]
+        r = by_name[row[0].replace(marked, "")]
         ips, up = r["images_per_s"], r["speedup_vs_fp32"]
         assert row[1:3] == [f"{100 * r['validation_accuracy']:.2f} %",
                             f"{100 * r['test_accuracy']:.2f} %"], row[0]
@@ -111,22 +122,58 @@ def test_targets_prose_is_targets_json():
 
 
 def test_int8_prose_is_the_int8_jsons():
-    """The figures the int8 section and the Versions paragraph quote from both studies."""
+    """The figures the int8 section quotes from version 1's studies (version 2's recipe)."""
     shipped = {n: {r["recipe"]: r for r in load(PERF / n)["results"]}["u8s8-qoperator-minmax"]
                for n in ("int8.json", "int8_vnni.json")}
     fp32 = {r["recipe"]: r for r in load(PERF / "int8_vnni.json")["results"]}["fp32"]
     vnni, plain = shipped["int8_vnni.json"], shipped["int8.json"]
     up = [vnni["speedup_vs_fp32"][b] for b in ("1", "8", "64")]
     quotes = [
-        f"the shipped one at {up[0]:.2f} / {up[1]:.2f} / {up[2]:.2f} ×",
-        f"the shipped file: {100 * vnni['test_accuracy']:.2f} % against fp32's "
+        f"version 2's recipe at {up[0]:.2f} / {up[1]:.2f} / {up[2]:.2f} ×",
+        f"version 2's file: {100 * vnni['test_accuracy']:.2f} % against fp32's "
         f"{100 * fp32['test_accuracy']:.2f} %, top-1 agreement "
         f"{100 * vnni['test_top1_agreement']:.2f} %, max |Δgate| "
         f"{vnni['test_max_abs_diff_gate_activity']:.3f} instead of "
         f"{plain['test_max_abs_diff_gate_activity']:.3f}",
-        f"it is {min(up):.2f}–{max(up):.2f} × as fast and "
-        f"{100 * (vnni['test_accuracy'] - fp32['test_accuracy']):.2f} point more accurate",
+        f"scores {100 * plain['test_accuracy']:.2f} % on the test set on a Zen 1 EPYC without "
+        f"VNNI and {100 * vnni['test_accuracy']:.2f} % on a Zen 5 with it",
     ]
+    for quote in quotes:
+        assert quote in folded("README.md"), quote
+
+
+def test_shipped_int8_prose_is_its_study_and_its_verification():
+    """What the int8 section, the Versions paragraph and the top of the README say of the
+    shipped int8 version: its study on version 3's model and its own verification."""
+    study = load(PERF / "int8_v3.json")
+    rows = {r["recipe"]: r for r in study["results"]}
+    shipped, fp32 = rows[study["chosen_on_validation"]], rows["fp32"]
+    int8, keras = load(INT8_DIR / "verification.json"), load(FP32_DIR / "verification.json")
+    up = [shipped["speedup_vs_fp32"][b] for b in ("1", "8", "64")]
+    uint8 = [v for r in study["results"][1:] if r["settings"]["activations"] == "uint8"
+             for v in r["speedup_vs_fp32"].values()]
+    worst = max(fp32["validation_accuracy"] - r["validation_accuracy"]
+                for r in study["results"][1:] if r["settings"]["activations"] == "uint8")
+    assert int8["quantization"]["name"] == study["chosen_on_validation"]
+    quotes = [
+        f"`{study['chosen_on_validation']}` ({up[0]:.2f} / {up[1]:.2f} / {up[2]:.2f} ×; "
+        f"`u8s7-qoperator-minmax` at "
+        + " / ".join(f"{v:.2f}" for v in rows["u8s7-qoperator-minmax"]["speedup_vs_fp32"].values())
+        + " ×",
+        f"every uint8-activation recipe runs at {min(uint8):.2f}–{max(uint8):.2f} × fp32 and "
+        f"none loses more than {100 * worst:.2f} point on validation",
+        f"load average {study['machine']['load_average_before'][0]:.2f} at the start",
+        f"version 4 is as accurate as fp32 on the test set and {min(up):.2f}–{max(up):.2f} × "
+        "as fast",
+        f"**{100 * int8['accuracy_onnx']:.2f} %** on all 10,000 test images against Keras' "
+        f"{100 * keras['accuracy_keras']:.2f} %",
+        f"top-1 agreement with Keras {100 * int8['top1_agreement']:.2f} % "
+        f"({int8['top1_mismatches']} images), max |Δgate| "
+        f"{int8['max_abs_diff_gate_activity']:.3f} (bound 0.05)",
+        f"(max |Δp| {int8['max_abs_diff_probabilities']:.2f}:",
+        f"int8 twin ({100 * int8['accuracy_onnx']:.2f} % on the same test set;",
+    ]
+    assert shipped["test_accuracy"] == fp32["test_accuracy"]  # "as accurate as fp32"
     for quote in quotes:
         assert quote in folded("README.md"), quote
 

@@ -16,6 +16,7 @@ from tests.docs.markdown import RESULTS, ROOT
 from tests.docs.markdown import load as _json
 from tests.docs.markdown import text as _text
 from tests.shipped import FP32_DIR as SHIPPED
+from tests.shipped import MODEL_DIR
 
 
 def _table1(name: str) -> dict:
@@ -97,13 +98,14 @@ def test_the_overfit_v2_answers_is_in_v1s_histories():
     assert f"training accuracy {100 * min(acc):.2f}–{100 * max(acc):.2f}%" in results
 
 
-def test_table1_seed_1_is_the_shipped_run_again():
-    """RESULTS.md says so: retrained from scratch, seed 1 gave the same
-    losses and accuracies at every epoch and the same weights, every tensor equal."""
+def test_table1_v1_seed_1_is_version_1_again():
+    """RESULTS.md says so: retrained from scratch, v1's seed 1 gave the first shipped model's
+    losses and accuracies at every epoch and its weights, every tensor equal."""
+    first = MODEL_DIR / "1"
     assert _history(RESULTS / "table1" / "seed1" / "history.csv") == _history(
-        SHIPPED / "history.csv")
+        first / "history.csv")
     again, shipped = (_weights(ROOT / "runs" / "table1" / "seed1" / "model.keras"),
-                      _weights(SHIPPED / "model.keras"))
+                      _weights(first / "model.keras"))
     assert len(shipped) > 36 and again.keys() == shipped.keys()
     assert all(np.array_equal(again[k], shipped[k]) for k in shipped)
 
@@ -131,3 +133,23 @@ def test_the_seed_spread_quoted_is_v1s():
     quoted = (f"v1's three seeds spread over {100 * (max(val) - min(val)):.2f} points of "
               f"validation accuracy and {100 * (max(test) - min(test)):.2f} of test accuracy")
     assert quoted in " ".join(_text("docs/RESULTS.md").split())
+
+
+def test_the_recipes_compared_in_prose_are_their_tables():
+    """The differences RESULTS.md draws between v2, v1 and the paper, from the two tables."""
+    v1, v2 = _json(RESULTS / "table1.json"), _json(RESULTS / "table1_v2.json")
+    minutes = [r["train_seconds"] / 60 for r in v2["runs"]]
+    quotes = [
+        f"v2's mean is {100 * (v2['val_mean'] - v1['val_mean']):.2f} points above v1's",
+        f"mean {100 * (v2['mean'] - v1['mean']):.2f} points above v1's, every seed at "
+        f"{100 * min(r['test_accuracy'] for r in v2['runs']):.2f}% or more",
+        f"the three seeds' mean is {100 * (v2['mean'] - v2['paper']['mean']):.2f} points above "
+        f"the paper's mean",
+        f"({100 * v2['std']:.2f} points of std here)",
+        f"Each seed took {min(minutes):.0f}–{max(minutes):.0f} minutes",
+    ]
+    results = " ".join(_text("docs/RESULTS.md").split())
+    for quote in quotes:
+        assert quote in results, quote
+    readme = f"the three seeds' mean is {100 * v2['mean']:.2f} ± {100 * v2['std']:.2f} %"
+    assert readme in " ".join(_text("README.md").split())

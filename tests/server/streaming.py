@@ -17,6 +17,7 @@ from highway_core.facts import MODEL_NAME as MODEL
 from protos.highway.v1 import classifier_pb2 as hw
 from protos.inference import grpc_service_pb2 as kserve
 from server.settings import Settings, default_repository
+from tests.shipped import FP32_DIR
 
 
 def shipped_settings(**overrides) -> Settings:
@@ -36,7 +37,7 @@ def slow_repository(folder: Path) -> Path:
     shipped = default_repository() / MODEL
     model = folder / MODEL
     (model / "1").mkdir(parents=True)
-    shutil.copy(shipped / "1" / "model.onnx", model / "1" / "model.onnx")
+    shutil.copy(FP32_DIR / "model.onnx", model / "1" / "model.onnx")
     shutil.copy(shipped / "labels.txt", model / "labels.txt")
     config = (shipped / "config.pbtxt").read_text()
     assert "max_batch_size: 64" in config

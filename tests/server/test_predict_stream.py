@@ -6,14 +6,13 @@ import grpc
 import numpy as np
 import pytest
 
-from highway_core.facts import version_folders
 from protos.highway.v1 import classifier_pb2 as hw
-from server.settings import default_repository
 from tests.server.helpers import launch
-from tests.server.streaming import MODEL, predict, shipped_settings
+from tests.server.streaming import predict, shipped_settings
+from tests.shipped import FP32_VERSION, INT8_VERSION
 
-# A request without a version gets the highest one (Triton's rule): int8 version 2 today.
-LATEST = max(version_folders(default_repository() / MODEL))
+# A request without a version gets the highest one (Triton's rule): the int8 version.
+LATEST = INT8_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +87,15 @@ def test_unary_predict_echoes_the_request_id(server, fixture_mnist):
 def test_a_client_that_half_closes_at_once_gets_an_empty_ok_stream(server):
     call = server.classifier.PredictStream(iter([]), timeout=30)
     assert list(call) == [] and call.code() == grpc.StatusCode.OK
+
+
+def test_the_shipped_repository_serves_its_two_highest_versions(server, fixture_mnist):
+    """config.pbtxt's latest { num_versions: 2 }: fp32 and int8; older versions stay on disk."""
+    images = fixture_mnist.x_test[:2]
+    for asked, served in ((0, INT8_VERSION), (FP32_VERSION, FP32_VERSION)):
+        answer = server.classifier.Predict(predict(images, model_version=asked), timeout=30)
+        assert answer.model_version == served
+    with pytest.raises(grpc.RpcError) as caught:
+        server.classifier.Predict(predict(images, model_version=1), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details().endswith(f"no version 1; serving: {FP32_VERSION}, {INT8_VERSION}")
