@@ -22,52 +22,31 @@ server with back-off and counts the restarts where operators look.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ctypes
-import faulthandler
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
-from dataclasses import replace
 from multiprocessing.connection import wait
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from server import tls
 from server.errors import StartupError
-from server.fleet import READY, STOPPED, Fleet
+from server.fleet import READY, STOPPED
 from server.settings import Settings
+from server.worker_process import EXIT_CANNOT_START, MULTIPROC_ENV, worker_main, worker_settings
 
 log = logging.getLogger("server.workers")
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-EXIT_CANNOT_START, EXIT_WORKER_DIED = 1, 3
+EXIT_WORKER_DIED = 3
 STOP_MARGIN_S = 15.0  # after the grace period: for the last model runs and the exit itself
 POLL_S = 0.1
-_PR_SET_PDEATHSIG = 1
-
-
-def cores() -> int:
-    """CPU cores this process may run on (a container's cpuset, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def worker_settings(settings: Settings, port: int) -> Settings:
-    """One worker's settings: the shared port, no metrics port, its share of the cores."""
-    threads = settings.intra_op_threads or max(1, cores() // settings.workers)
-    return replace(settings, grpc_port=port, metrics_port=-1, intra_op_threads=threads)
 
 
 def metrics_folder() -> str:
@@ -113,36 +92,6 @@ def describe(exitcode: int) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exit status {exitcode}"
-
-
-def worker_main(settings: Settings, index: int, states, supervisor: int) -> None:
-    """A worker process: today's server, told about its siblings through ``states``."""
-    _stop_with(supervisor)
-    logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s %(name)s [worker {index}]: %(message)s")
-    faulthandler.register(signal.SIGUSR1)
-    from server.__main__ import serve  # here, not at the top: __main__ imports this module
-
-    try:
-        fleet = Fleet(states, index, Path(os.environ[MULTIPROC_ENV]))
-        asyncio.run(serve(settings, fleet))  # exits the process when drained
-    except StartupError as e:
-        print(f"highway-serve: error: worker {index}: {e}", file=sys.stderr)
-        sys.exit(EXIT_CANNOT_START)
-
-
-def _stop_with(supervisor: int) -> None:
-    """Linux: the kernel sends SIGTERM when the supervisor dies, even by SIGKILL.
-
-    Without it an orphaned worker would go on serving the port, unsupervised.
-    """
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != supervisor:  # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:

@@ -1,4 +1,5 @@
-"""The supervisor's small parts (server/workers.py): worker settings, exit statuses, the port."""
+"""The supervisor's small parts (server/workers.py, worker_process.py): worker settings, exit
+statuses, the port."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from server.errors import StartupError
 from server.settings import Settings
-from server.workers import cores, describe, reserve_port, worker_settings
+from server.worker_process import cores, worker_settings
+from server.workers import describe, reserve_port
 
 
 def test_each_worker_gets_the_shared_port_no_metrics_port_and_its_share_of_the_cores():
