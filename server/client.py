@@ -6,8 +6,10 @@ digit's bounding box scaled to fit 20x20 and centred by its centre of mass in a
 28x28 frame. IDX files (``*-idx3-ubyte``, optionally gzipped) are used as they are.
 
 One line per image on stdout; a summary (images, seconds, images/s, and the
-accuracy when ``--labels`` is given) on stderr. ``--stream`` sends every image
-as its own request on one PredictStream, all in flight at once.
+accuracy when ``--labels`` is given) on stderr. Without ``--stream`` each file goes
+in Predict calls of at most ``--batch`` images (the server refuses requests over its
+``--max-request-images``); ``--stream`` sends every image as its own request on one
+PredictStream, all in flight at once.
 """
 
 from __future__ import annotations
@@ -90,14 +92,15 @@ def _where(path: Path, i: int, count: int) -> str:
 
 
 def _unary(stub, batches, args, headers) -> Iterator[tuple[str, hw.Prediction | hw.Error]]:
-    """One Predict call per file."""
+    """Predict calls of at most ``args.batch`` images, one file after another."""
     for path, images in batches:
-        response = stub.Predict(hw.PredictRequest(
-            model_name=args.model, model_version=args.version,
-            images=[image.tobytes() for image in images],
-            return_gate_activity=args.gates), timeout=args.timeout, metadata=headers)
-        for i, prediction in enumerate(response.predictions):
-            yield _where(path, i, len(images)), prediction
+        for first in range(0, len(images), args.batch):
+            response = stub.Predict(hw.PredictRequest(
+                model_name=args.model, model_version=args.version,
+                images=[image.tobytes() for image in images[first:first + args.batch]],
+                return_gate_activity=args.gates), timeout=args.timeout, metadata=headers)
+            for i, prediction in enumerate(response.predictions, start=first):
+                yield _where(path, i, len(images)), prediction
 
 
 def _streamed(stub, batches, args, headers
@@ -125,6 +128,17 @@ def _labels(path: Path | None, count: int) -> np.ndarray | None:
     return labels
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse prints the one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true",
                         help="one PredictStream, one request per image, all in flight "
                              "(faster for many images) instead of one Predict per file")
+    parser.add_argument("--batch", type=_positive, default=1024, metavar="N",
+                        help="images per Predict call at most (default 1,024; the server's "
+                             "--max-request-images defaults to 4,096)")
     parser.add_argument("--labels", type=Path, default=None, metavar="IDX",
                         help="IDX label file (e.g. t10k-labels-idx1-ubyte.gz): report accuracy")
     parser.add_argument("--timeout", type=float, default=30.0,

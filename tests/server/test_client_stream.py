@@ -1,4 +1,5 @@
-"""``python -m server.client --stream`` (PredictStream) and ``--labels``, shipped model."""
+"""``python -m server.client`` on many images: ``--stream`` (PredictStream), ``--batch``
+(Predict calls under the server's request limit) and ``--labels``, shipped model."""
 
 from __future__ import annotations
 
@@ -75,3 +76,31 @@ def test_labels_that_do_not_match_the_images_are_one_line_exit_2(idx_files, tmp_
                         str(images)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {short}: 2 labels for {N} images"]
+
+
+def test_a_file_goes_in_calls_of_at_most_batch_images(idx_files, capsys):
+    images, labels = map(str, idx_files)
+    small = launch(shipped_settings(max_request_images=128))
+    try:
+        assert client.main(["--address", small.address, "--labels", labels, images]) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"error: {small.address}: INVALID_ARGUMENT: batch of {N} images exceeds the "
+            "per-request limit of 128")
+        assert client.main(["--address", small.address, "--batch", "128", "--labels", labels,
+                            images]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert [line.split(": ")[0] for line in out] == [f"{images}[{i}]" for i in range(N)]
+        assert small.metric("highway_requests_total",
+                            {"method": "Predict", "code": "OK"}) == 3  # 128 + 128 + 44
+    finally:
+        small.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_batch_is_refused_in_one_line(idx_files, capsys, value):
+    with pytest.raises(SystemExit) as exited:
+        client.main(["--batch", value, str(idx_files[0])])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"python -m server.client: error: argument --batch: must be a whole number "
+                   f"of at least 1, not {value!r}")
