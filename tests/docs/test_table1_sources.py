@@ -153,3 +153,35 @@ def test_the_recipes_compared_in_prose_are_their_tables():
         assert quote in results, quote
     readme = f"the three seeds' mean is {100 * v2['mean']:.2f} ± {100 * v2['std']:.2f} %"
     assert readme in " ".join(_text("README.md").split())
+
+
+def test_the_shipped_models_training_is_its_recorded_config():
+    """The shipped-model section's training figures and the "ours" column of the recipe
+    table are the shipped model's metrics.json config, and its mean the v2 table's."""
+    metrics, v2 = _json(SHIPPED / "metrics.json"), _json(RESULTS / "table1_v2.json")
+    config = metrics["config"]
+    onnx = _json(SHIPPED / "verification.json")["accuracy_onnx"]
+    fit = 60_000 - config["val_size"]
+    quotes = [
+        f"mean of the three seeds {100 * v2['mean']:.2f} ± {100 * v2['std']:.2f}%",
+        f"{config['epochs']} epochs of Adam (lr 10"
+        + f"-{-round(np.log10(config['lr']))}".translate(str.maketrans("-0123456789",
+                                                                    "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")),
+        f"decoupled weight decay {config['weight_decay']:g}), batch {config['batch_size']}, "
+        f"random shifts of up to {config['augment']} pixels, dropout {config['dropout']:g} after "
+        f"each max-pooling, on the first {fit:,} training images",
+        f"on the last {config['val_size']:,} training images",
+        f"The exported ONNX model gives the same {100 * onnx:.2f}%",
+        f"| {config['epochs']} epochs at batch {config['batch_size']} |",
+        f"| {config['weight_decay']:g} (decoupled, AdamW-style) |",
+        f"| {config['dropout']:g} after each of the three max-poolings (recipe v2) |",
+        f"random shifts of up to ±{config['augment']} pixels",
+        f"the first {fit:,} (the last {config['val_size']:,} pick the epoch)",
+        f"three (seeds {', '.join(str(r['seed']) for r in v2['runs'][:-1])} and "
+        f"{v2['runs'][-1]['seed']}, fixed before any run)",
+    ]
+    assert config["optimizer"] == "adam" and config["schedule"] == "cosine"
+    assert abs(onnx - metrics["test_accuracy"]) < 5e-5  # "the same" accuracy as Keras
+    results = " ".join(_text("docs/RESULTS.md").split())
+    missing = [quote for quote in quotes if quote not in results]
+    assert not missing, missing
