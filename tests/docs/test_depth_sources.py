@@ -61,6 +61,8 @@ def _figures() -> list[str]:
         f"within {100 * (max(equals) / min(equals) - 1):.1f}% of each other: "
         f"{', '.join(map(f4, equals[:-1]))} and {f4(equals[-1])}",
         f"At 50 layers the gap is {ratios[50]['ratio']:.0f}×",
+        f"with the best at −{-ratios[50]['highway']['gate_bias']:g} for 50 layers and "
+        f"−{-ratios[100]['highway']['gate_bias']:g} for 100",
         f"came within {spread:.1f}× of the best loss at both depths",
         f"Our best losses at 10 layers ({f4(highway[0])} highway, {f4(plain[0])} plain)",
         f"and plain-100's best ({p100['lr']:g})",

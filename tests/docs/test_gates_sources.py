@@ -38,6 +38,9 @@ def test_gate_and_lesion_prose_is_their_json():
         f"{net['best_train_loss']:.4f})",
         f"carries far more ({mean_t} against",
         f"Each of the {len(layers)} highway layers",
+        "only a few gates open ({} of {:,} for test image 0)".format(
+            sum(t > 0.5 for row in gates["example"]["gate"] for t in row),
+            sum(len(row) for row in gates["example"]["gate"])),
     ]
     results = " ".join(_text("docs/RESULTS.md").split())
     missing = [quote for quote in quotes if quote not in results]

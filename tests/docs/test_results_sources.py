@@ -157,6 +157,8 @@ def _experiment_figures() -> list[tuple[str, str]]:
                             "the first 10 lesions more than double the error"),
         ("docs/RESULTS.md", f"within {worst_later:.2f} points of the baseline"),
         ("docs/RESULTS.md", f"by up to {spread:.2f}×"),
+        ("docs/RESULTS.md", "(XLA off: {:.0f} and {:.0f} images/s".format(
+            *_json(RESULTS / "train_speed.json")["setups"]["no-xla"]["runs"])),
         ("docs/RESULTS.md", f"`lesion`: {gates['seconds']} s and {lesion['seconds']} s here"),
         ("docs/RESULTS.md", f"(15 epochs: {min(full50_seconds):.0f}–{max(full50_seconds):.0f} "
                             "s per run;"),
