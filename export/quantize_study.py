@@ -26,6 +26,7 @@ import numpy as np
 from export import quantize
 from export.quantize import Recipe
 from highway_core import provenance
+from highway_core.facts import SHIPPED_FP32_VERSION, shipped_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCURACY_BAR = 0.001  # a recipe qualifies if it loses at most 0.1 point of validation accuracy
@@ -213,13 +214,14 @@ def figure(report: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.quantize_study", description=__doc__
                                 .splitlines()[0].split(": ", 1)[1])
-    p.add_argument("--model", type=Path, default=ROOT / "models/highway_mnist/3/model.onnx")
+    p.add_argument("--model", type=Path, default=ROOT / shipped_model())
     p.add_argument("--data-dir", default=None, help="full MNIST IDX folder (default: "
                    "$HIGHWAY_DATA_DIR, else Keras' downloader)")
     p.add_argument("--calibration-images", type=int, default=quantize.CALIBRATION_IMAGES)
     p.add_argument("--slice-s", type=float, default=0.5, help="seconds per timing slice")
     p.add_argument("--rounds", type=int, default=5, help="timing slices per model and batch")
-    p.add_argument("--out", type=Path, default=ROOT / "docs/perf/int8_v3.json")
+    p.add_argument("--out", type=Path,
+                   default=ROOT / f"docs/perf/int8_v{SHIPPED_FP32_VERSION}.json")
     a = p.parse_args(argv)
     if not a.model.is_file():
         print(f"quantize_study: error: model not found: {a.model}", file=sys.stderr)

@@ -32,6 +32,19 @@ config.pbtxt's ``dynamic_batching`` gets the same number, which only Triton read
 
 MODEL_FILENAME = "model.onnx"
 
+SHIPPED_FP32_VERSION = 3
+"""The shipped repository's trained model (Table 1 recipe v2, seed 2), with its model.keras.
+
+Its int8 twin is the next version, the highest, which a request without a version gets.
+The tools' defaults (drift study, int8 study) and the tests read the shipped model here.
+"""
+SHIPPED_INT8_VERSION = SHIPPED_FP32_VERSION + 1
+
+
+def shipped_model(version: int = SHIPPED_FP32_VERSION) -> Path:
+    """``models/highway_mnist/<version>/model.onnx``, relative to the checkout's root."""
+    return Path("models", MODEL_NAME, str(version), MODEL_FILENAME)
+
 
 def version_folders(model_dir: Path) -> list[int]:
     """A model folder's versions, ascending: its sub-folders named by a positive integer.

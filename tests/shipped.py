@@ -8,8 +8,10 @@ earlier models, kept on disk as a record and not served.
 
 from pathlib import Path
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "highway_mnist"
-FP32_VERSION = 3
-INT8_VERSION = 4
+from highway_core.facts import MODEL_NAME, SHIPPED_FP32_VERSION, SHIPPED_INT8_VERSION
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / MODEL_NAME
+FP32_VERSION = SHIPPED_FP32_VERSION
+INT8_VERSION = SHIPPED_INT8_VERSION
 FP32_DIR = MODEL_DIR / str(FP32_VERSION)
 INT8_DIR = MODEL_DIR / str(INT8_VERSION)

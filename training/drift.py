@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from highway_core import drift, provenance
-from highway_core.facts import GATE_ACTIVITY, INPUT_NAME, PROBABILITIES
+from highway_core.facts import GATE_ACTIVITY, INPUT_NAME, PROBABILITIES, shipped_model
 
-DEFAULT_MODEL = Path("models/highway_mnist/3/model.onnx")
+DEFAULT_MODEL = shipped_model()
 VAL_SIZE = 5000  # the trainer's default held-out split
 
 
