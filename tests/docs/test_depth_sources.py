@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
-from tests.docs.markdown import RESULTS
+from tests.docs.markdown import RESULTS, folded
 from tests.docs.markdown import load as _json
-from tests.docs.markdown import text as _text
 
 
 def _figures() -> list[str]:
@@ -78,7 +77,7 @@ def _figures() -> list[str]:
 
 
 def test_depth_prose_is_depth_runs_json():
-    results = " ".join(_text("docs/RESULTS.md").split())
+    results = folded("docs/RESULTS.md")
     assert all(r["kind"] == "plain" or r["gate_bias"] is not None
                for r in _json(RESULTS / "depth_runs.json")["runs"])
     missing = [figure for figure in _figures() if figure not in results]

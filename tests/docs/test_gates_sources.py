@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.docs.markdown import RESULTS
+from tests.docs.markdown import RESULTS, folded
 from tests.docs.markdown import load as _json
-from tests.docs.markdown import text as _text
 
 
 def test_gate_and_lesion_prose_is_their_json():
@@ -42,6 +41,6 @@ def test_gate_and_lesion_prose_is_their_json():
             sum(t > 0.5 for row in gates["example"]["gate"] for t in row),
             sum(len(row) for row in gates["example"]["gate"])),
     ]
-    results = " ".join(_text("docs/RESULTS.md").split())
+    results = folded("docs/RESULTS.md")
     missing = [quote for quote in quotes if quote not in results]
     assert not missing, missing

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.markdown import PERF, RESULTS, table
+from tests.docs.markdown import PERF, RESULTS, folded, table
 from tests.docs.markdown import load as _json
 from tests.docs.markdown import text as _text
 from tests.shipped import FP32_DIR as SHIPPED
@@ -193,7 +193,7 @@ def _perf_figures() -> list[tuple[str, str]]:
                          _shipped_figures() + _experiment_figures() + _perf_figures(),
                          ids=lambda v: v if len(v) < 40 else v[:40])
 def test_quoted_figure_is_in_its_file(doc, figure):
-    assert figure in " ".join(_text(doc).split()), f"{doc} does not quote {figure!r}"
+    assert figure in folded(doc), f"{doc} does not quote {figure!r}"
 
 
 def test_verification_figure_draws_every_image():
@@ -221,5 +221,5 @@ def test_performance_table_is_bench_json():
     quoted = (f"{raw['1']['median_images_per_s']:,.0f} img/s at batch 1, "
               f"{raw['8']['median_images_per_s']:,.0f} at batch 8, "
               f"{raw['64']['median_images_per_s']:,.0f} at batch 64")
-    assert quoted in " ".join(_text("README.md").split())
+    assert quoted in folded("README.md")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.docs.markdown import RESULTS, ROOT
+from tests.docs.markdown import RESULTS, ROOT, folded
 from tests.docs.markdown import load as _json
 from tests.docs.markdown import text as _text
 from tests.shipped import FP32_DIR as SHIPPED
@@ -47,12 +47,12 @@ def test_table1_is_its_json_and_its_records(name):
     rebuilt = table1_report.summary(found, tuple(report["seeds"]), " ".join(table1.RECIPES[name]))
     assert {k: report[k] for k in rebuilt} == rebuilt
     assert (report["name"], report["change"]) == (name, table1.CHANGES[name])
-    results, readme = _text("docs/RESULTS.md"), _text("README.md")
+    results = _text("docs/RESULTS.md")
     if report["runs"]:
         assert table1_report.markdown(report) in results
     quoted = table1_report.sentence(report)  # mean ± std, best, the goal's verdict
-    assert quoted in " ".join(results.split()), "RESULTS.md does not quote the table's sentence"
-    assert quoted in " ".join(readme.split()), "README.md does not quote the table's sentence"
+    assert quoted in folded("docs/RESULTS.md"), "RESULTS.md does not quote the table's sentence"
+    assert quoted in folded("README.md"), "README.md does not quote the table's sentence"
 
 
 def test_table1_recipes_are_compared_on_validation():
@@ -93,8 +93,8 @@ def test_the_overfit_v2_answers_is_in_v1s_histories():
     loss, val_loss, acc = ([r[k] for r in last] for k in ("loss", "val_loss", "accuracy"))
     losses = (f"training loss {min(loss):.4f}–{max(loss):.4f} against validation loss "
               f"{min(val_loss):.3f}–{max(val_loss):.3f} at epoch {int(last[0]['epoch'])}")
-    results = " ".join(_text("docs/RESULTS.md").split())
-    assert losses in results and losses in " ".join(_text("README.md").split())
+    results = folded("docs/RESULTS.md")
+    assert losses in results and losses in folded("README.md")
     assert f"training accuracy {100 * min(acc):.2f}–{100 * max(acc):.2f}%" in results
 
 
@@ -132,7 +132,7 @@ def test_the_seed_spread_quoted_is_v1s():
     val, test = ([r[k] for r in runs] for k in ("val_accuracy", "test_accuracy"))
     quoted = (f"v1's three seeds spread over {100 * (max(val) - min(val)):.2f} points of "
               f"validation accuracy and {100 * (max(test) - min(test)):.2f} of test accuracy")
-    assert quoted in " ".join(_text("docs/RESULTS.md").split())
+    assert quoted in folded("docs/RESULTS.md")
 
 
 def test_the_recipes_compared_in_prose_are_their_tables():
@@ -148,11 +148,11 @@ def test_the_recipes_compared_in_prose_are_their_tables():
         f"({100 * v2['std']:.2f} points of std here)",
         f"Each seed took {min(minutes):.0f}–{max(minutes):.0f} minutes",
     ]
-    results = " ".join(_text("docs/RESULTS.md").split())
+    results = folded("docs/RESULTS.md")
     for quote in quotes:
         assert quote in results, quote
     readme = f"the three seeds' mean is {100 * v2['mean']:.2f} ± {100 * v2['std']:.2f} %"
-    assert readme in " ".join(_text("README.md").split())
+    assert readme in folded("README.md")
 
 
 def test_the_shipped_models_training_is_its_recorded_config():
@@ -188,6 +188,6 @@ def test_the_shipped_models_training_is_its_recorded_config():
     assert config["optimizer"] == "adam" and config["schedule"] == "cosine"
     assert abs(onnx - metrics["test_accuracy"]) < 5e-5  # "the same" accuracy as Keras
     assert verification["top1_agreement"] == 1.0
-    results = " ".join(_text("docs/RESULTS.md").split())
+    results = folded("docs/RESULTS.md")
     missing = [quote for quote in quotes if quote not in results]
     assert not missing, missing
