@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from highway_core.facts import shipped_model
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 
@@ -73,6 +75,7 @@ def test_cpu_dry_run_writes_the_result_file(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["dry_run_on_cpu"] is True
+    assert report["model"] == f"{shipped_model().as_posix()} (fp32)"
     assert report["raw"]["provider"] == "CPUExecutionProvider"
     for batch in ("1", "64"):
         figures = report["raw"]["batches"][batch]
