@@ -68,16 +68,16 @@ fi
 "$py" -c 'import numpy, onnxruntime' 2>/dev/null \
   || die "$py cannot import numpy and onnxruntime (set PYTHON to an interpreter that can)"
 
-# The shipped fp32 version (its number has one home, highway_core/facts.py): int8 QDQ
-# models are a CPU recipe (CUDA runs their Q/DQ pairs as-is).
-version="$("$py" -c 'from highway_core.facts import SHIPPED_FP32_VERSION; print(SHIPPED_FP32_VERSION)')" \
-  || die "cannot read the shipped version from highway_core/facts.py"
+# The shipped fp32 version (models/<name>/<version>/model.onnx, whose one home is
+# highway_core/facts.py): int8 QDQ models are a CPU recipe (CUDA runs their Q/DQ pairs as-is).
+shipped="$("$py" -c 'from highway_core.facts import shipped_model; print(shipped_model().as_posix())')" \
+  || die "cannot read the shipped model's path from highway_core/facts.py"
+version_dir="$(dirname "$shipped")" model_dir="$(dirname "$(dirname "$shipped")")"
 model_repo="$tmp/repository"
-mkdir -p "$model_repo/highway_mnist"
-cp "$repo/models/highway_mnist/config.pbtxt" "$repo/models/highway_mnist/labels.txt" \
-  "$model_repo/highway_mnist/"
-cp -r "$repo/models/highway_mnist/$version" "$model_repo/highway_mnist/$version"
-model="$model_repo/highway_mnist/$version/model.onnx"
+mkdir -p "$model_repo/$(basename "$model_dir")"
+cp "$repo/$model_dir/config.pbtxt" "$repo/$model_dir/labels.txt" "$model_repo/$(basename "$model_dir")/"
+cp -r "$repo/$version_dir" "$model_repo/$(basename "$model_dir")/"
+model="$model_repo/${shipped#*/}"
 
 echo "gpu_check: raw ONNX Runtime on $device, batch 1 and 64" >&2
 "$py" "$repo/scripts/gpu_check.py" raw --model "$model" --device "$device" --batches 1,64 \
@@ -104,5 +104,5 @@ fi
 flags=()
 [ "$dry" = 0 ] || flags+=(--dry-run)
 "$py" "$repo/scripts/gpu_check.py" merge --raw "$tmp/raw.json" "${server[@]}" "${flags[@]}" \
-  --model "models/highway_mnist/$version/model.onnx (fp32)" --scratch "$tmp" --out "$out"
+  --model "$shipped (fp32)" --scratch "$tmp" --out "$out"
 echo "gpu_check: wrote $out" >&2
