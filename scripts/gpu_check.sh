@@ -73,10 +73,10 @@ fi
 shipped="$("$py" -c 'from highway_core.facts import shipped_model; print(shipped_model().as_posix())')" \
   || die "cannot read the shipped model's path from highway_core/facts.py"
 version_dir="$(dirname "$shipped")" model_dir="$(dirname "$(dirname "$shipped")")"
-model_repo="$tmp/repository"
-mkdir -p "$model_repo/$(basename "$model_dir")"
-cp "$repo/$model_dir/config.pbtxt" "$repo/$model_dir/labels.txt" "$model_repo/$(basename "$model_dir")/"
-cp -r "$repo/$version_dir" "$model_repo/$(basename "$model_dir")/"
+model_repo="$tmp/repository" copy="$tmp/repository/$(basename "$model_dir")"
+mkdir -p "$copy"
+cp "$repo/$model_dir/config.pbtxt" "$repo/$model_dir/labels.txt" "$copy/"
+cp -r "$repo/$version_dir" "$copy/"
 model="$model_repo/${shipped#*/}"
 
 echo "gpu_check: raw ONNX Runtime on $device, batch 1 and 64" >&2
